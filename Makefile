@@ -1,0 +1,44 @@
+# hedge — every target that builds or tests goes through scripts/cgo-env.sh,
+# the one place that holds llama.cpp's cgo flags, and scripts/setup.sh, which
+# installs what a fresh machine lacks.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
+# make run keeps everything under ./.hedge (state, socket, models).
+RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
+
+.DEFAULT_GOAL := help
+.PHONY: help setup build run test bench vet fmt-check clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## install what building and testing need (Debian packages, ONNX Runtime, Go modules)
+	scripts/setup.sh
+
+build: ## build bin/hedge for this machine
+	scripts/setup.sh build
+	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge ./cmd/hedge
+
+run: build ## run hedge on embedded defaults, state under ./.hedge/
+	@mkdir -p .hedge
+	$(RUN_ENV) bin/hedge run
+
+test: ## install what the tests need, then run every test
+	scripts/setup.sh test
+	$(CGO_ENV) $(GO) vet ./...
+	$(CGO_ENV) $(GO) test -count=1 -timeout 30m ./...
+
+bench: build ## run the benchmarks and print the tables of the README
+	scripts/bench.sh
+
+vet: ## go vet every package
+	$(CGO_ENV) $(GO) vet ./...
+
+fmt-check: ## fail when a Go file is not gofmt'ed
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove build outputs and the make-run state
+	rm -rf bin .hedge

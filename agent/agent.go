@@ -1,0 +1,325 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+)
+
+// Options wires an Agent. Every tier is optional: a nil tier is skipped, and
+// a query no configured tier can answer gets a no_tier error reply.
+type Options struct {
+	Log    *slog.Logger
+	Limits Limits
+	// RequestTimeout bounds one query end to end (0: no bound).
+	RequestTimeout time.Duration
+	// ShutdownGrace is how long in-flight queries may run after shutdown
+	// begins before they are cancelled with a shutting_down reply.
+	ShutdownGrace time.Duration
+
+	Cache    Cache
+	CacheTTL time.Duration
+	// CacheVersion is mixed into every cache key so that answers of an old
+	// model or intent set are never served (e.g. a hash of the intents file).
+	CacheVersion string
+
+	Classifier       Classifier
+	Skills           Skills
+	SLMModel         string
+	DefaultThreshold float64
+
+	LLM   Generator
+	Cloud Cloud
+
+	// Observe, when set, sees every query and its reply (metrics, dashboard).
+	// It must not block.
+	Observe func(q Query, a Answer)
+}
+
+// Agent routes queries through the tiers. It is safe for concurrent use.
+type Agent struct {
+	o        Options
+	log      *slog.Logger
+	draining atomic.Bool
+	inflight sync.WaitGroup
+	// hard is cancelled when the shutdown grace has passed.
+	hard       context.Context
+	hardCancel context.CancelFunc
+}
+
+// New returns an agent with the given tiers.
+func New(o Options) *Agent {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.DefaultThreshold <= 0 {
+		o.DefaultThreshold = 0.5
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 10 * time.Second
+	}
+	hard, cancel := context.WithCancel(context.Background())
+	return &Agent{o: o, log: o.Log.With("component", "agent"), hard: hard, hardCancel: cancel}
+}
+
+var _ Handler = (*Agent)(nil)
+
+// errShutdown is the cause of request contexts cancelled by shutdown.
+var errShutdown = errors.New("agent is shutting down")
+
+// Handle answers one query. It always returns a reply; errors are replies.
+func (a *Agent) Handle(ctx context.Context, q Query, emit func(string)) Answer {
+	start := time.Now()
+	var ans Answer
+	if a.draining.Load() {
+		ans = ErrorAnswer(q.ID, Errorf(CodeShuttingDown, "hedge is shutting down; retry later"))
+	} else {
+		a.inflight.Add(1)
+		ans = a.handle(ctx, q, emit)
+		a.inflight.Done()
+	}
+	ans.ID = q.ID
+	ans.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+	if ans.Error != nil {
+		a.log.Debug("query failed", "id", q.ID, "code", ans.Error.Code, "message", ans.Error.Message)
+	} else {
+		a.log.Debug("query answered", "id", q.ID, "tier", ans.Tier, "intent", ans.Intent, "text", q.Text)
+	}
+	if a.o.Observe != nil {
+		a.o.Observe(q, ans)
+	}
+	return ans
+}
+
+func (a *Agent) handle(ctx context.Context, q Query, emit func(string)) Answer {
+	if e := q.Validate(a.o.Limits); e != nil {
+		return ErrorAnswer(q.ID, e)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(a.hard, func() { cancel(errShutdown) })
+	defer stop()
+	if a.o.RequestTimeout > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeout(ctx, a.o.RequestTimeout)
+		defer c()
+	}
+	ans, err := a.route(ctx, q, emit)
+	if err != nil {
+		return ErrorAnswer(q.ID, a.classifyErr(ctx, err))
+	}
+	return ans
+}
+
+func (a *Agent) classifyErr(ctx context.Context, err error) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(context.Cause(ctx), errShutdown):
+		return Errorf(CodeShuttingDown, "hedge shut down before the answer was ready")
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return Errorf(CodeTimeout, "no answer within %s", a.o.RequestTimeout)
+	case errors.Is(err, context.Canceled):
+		return Errorf(CodeShuttingDown, "request cancelled")
+	case errors.Is(err, ErrBusy):
+		return Errorf(CodeBusy, "%v; retry later", err)
+	}
+	a.log.Warn("tier failed", "err", err)
+	return Errorf(CodeInternal, "%v", err)
+}
+
+func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, error) {
+	key := CacheKey(q.Text, q.Prefer, a.o.CacheVersion)
+	if a.o.Cache != nil {
+		hit, ok, err := a.o.Cache.Get(ctx, key)
+		if err != nil {
+			a.log.Warn("cache read failed", "err", err)
+		} else if ok {
+			hit.Reason = "cached answer from tier " + string(hit.Tier)
+			hit.Tier = TierCache
+			if emit != nil {
+				emit(hit.Answer)
+			}
+			return hit, nil
+		}
+	}
+
+	s := Situation{Prefer: q.Prefer, DefaultThreshold: a.o.DefaultThreshold, HaveLLM: a.o.LLM != nil}
+	if a.o.Classifier != nil {
+		in, err := a.o.Classifier.Classify(ctx, q.Text)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Answer{}, err
+			}
+			a.log.Warn("classifier failed", "err", err)
+		} else {
+			s.HaveSLM = true
+			s.Intent = in
+			if a.o.Skills != nil {
+				s.Spec, s.SpecKnown = a.o.Skills.Spec(in.Name)
+			}
+		}
+	}
+	if a.o.Cloud != nil {
+		s.Cloud = a.o.Cloud.Check(ctx, q)
+	}
+	plan := Decide(s)
+
+	ans, err := a.execute(ctx, q, s, &plan, emit)
+	if err != nil {
+		return Answer{}, err
+	}
+	if s.HaveSLM && s.Intent.Name != "" {
+		ans.Intent = s.Intent.Name
+		ans.Confidence = s.Intent.Confidence
+		ans.Top = s.Intent.Top
+	}
+	ans.Reason = plan.Reason
+	ans.Degraded = plan.Degraded
+	ans.Queued = plan.Queue
+
+	volatile := s.SpecKnown && s.Spec.Volatile
+	if a.o.Cache != nil && !volatile && !ans.Queued && ans.Degraded == "" && ans.Answer != "" {
+		ttl := a.o.CacheTTL
+		if s.SpecKnown && s.Spec.CacheTTL > 0 {
+			ttl = s.Spec.CacheTTL
+		}
+		if ttl > 0 {
+			if err := a.o.Cache.Put(ctx, key, ans, ttl); err != nil {
+				a.log.Warn("cache write failed", "err", err)
+			}
+		}
+	}
+	return ans, nil
+}
+
+// execute runs the plan. A cloud call that fails on the wire is retried as
+// if the link were down: the device answers locally and queues the escalation.
+func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, emit func(string)) (Answer, error) {
+	if plan.Tier == TierCloud {
+		ans, err := a.o.Cloud.Generate(ctx, q, emit)
+		if err == nil {
+			ans.Tier = TierCloud
+			return ans, nil
+		}
+		if ctx.Err() != nil {
+			return Answer{}, err
+		}
+		a.log.Warn("cloud escalation failed, answering locally", "err", err)
+		s.Cloud = CloudDown
+		*plan = Decide(s)
+	}
+	if plan.Queue {
+		if err := a.o.Cloud.Defer(ctx, q); err != nil {
+			a.log.Warn("escalation not queued", "err", err)
+			plan.Queue = false
+		}
+	}
+	switch plan.Tier {
+	case TierSLM:
+		text, err := a.o.Skills.Respond(ctx, q, s.Intent)
+		if err != nil {
+			return Answer{}, err
+		}
+		if emit != nil {
+			emit(text)
+		}
+		return Answer{Answer: text, Tier: TierSLM, Model: a.o.SLMModel}, nil
+	case TierLLM:
+		ans, err := a.o.LLM.Generate(ctx, q, emit)
+		if err != nil {
+			return Answer{}, err
+		}
+		ans.Tier = TierLLM
+		return ans, nil
+	}
+	e := Errorf(CodeNoTier, "no tier can answer: %s; %s", plan.Reason, a.missing())
+	if plan.Queue {
+		// The escalation is stored: the reply says so, and the cloud
+		// answer follows on reply_to.
+		return Answer{}, Errorf(CodeNoTier, "%s; the cloud answer will follow", e.Message)
+	}
+	return Answer{}, e
+}
+
+// missing names the tiers that are not configured, for no_tier messages.
+func (a *Agent) missing() string {
+	var m []string
+	if a.o.Classifier == nil {
+		m = append(m, "no intent model (slm)")
+	}
+	if a.o.LLM == nil {
+		m = append(m, "no local LLM (llm.model)")
+	}
+	if a.o.Cloud == nil {
+		m = append(m, "no cloud (cloud.base_url)")
+	}
+	if len(m) == 0 {
+		return "every tier is configured"
+	}
+	return "configured: " + strings.Join(m, ", ")
+}
+
+// Run serves every transport until ctx ends, then drains: new queries get
+// shutting_down replies, in-flight queries have ShutdownGrace to finish,
+// after which they are cancelled. It returns once every transport has
+// returned. A transport that fails stops the others and its error is returned.
+func (a *Agent) Run(ctx context.Context, ts ...Transport) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(ts))
+	for _, t := range ts {
+		go func() {
+			err := t.Serve(ctx, a)
+			if err != nil {
+				err = fmt.Errorf("transport %s: %w", t.Name(), err)
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	<-ctx.Done()
+	a.log.Info("shutting down", "grace", a.o.ShutdownGrace)
+	a.draining.Store(true)
+	grace := time.AfterFunc(a.o.ShutdownGrace, a.hardCancel)
+	defer grace.Stop()
+	var first error
+	for range ts {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	a.Drain()
+	return first
+}
+
+// Drain waits for in-flight queries; it is used by Run and by tests.
+func (a *Agent) Drain() { a.inflight.Wait() }
+
+// CacheKey is the answer cache key of a query: its normalized text, the
+// caller's preference and the version of the models and intents.
+func CacheKey(text string, p Prefer, version string) string {
+	if p == "" {
+		p = PreferAuto
+	}
+	h := sha256.Sum256([]byte(version + "\x00" + string(p) + "\x00" + Normalize(text)))
+	return hex.EncodeToString(h[:16])
+}
+
+// Normalize folds a query text for cache look-ups: lower case, runs of
+// white space to one space, and punctuation at either end dropped, so
+// "Hello!" and " hello " share an answer.
+func Normalize(text string) string {
+	f := strings.Fields(strings.ToLower(text))
+	s := strings.Join(f, " ")
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSpace(r) })
+}

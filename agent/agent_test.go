@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type memCache struct {
+	mu sync.Mutex
+	m  map[string]Answer
+}
+
+func (c *memCache) Get(_ context.Context, k string) (Answer, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.m[k]
+	return a, ok, nil
+}
+
+func (c *memCache) Put(_ context.Context, k string, a Answer, _ time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]Answer{}
+	}
+	c.m[k] = a
+	return nil
+}
+
+type keywordClassifier struct{ calls int }
+
+func (k *keywordClassifier) Classify(_ context.Context, text string) (Intent, error) {
+	k.calls++
+	switch {
+	case strings.Contains(text, "hello"):
+		return Intent{Name: "greet", Confidence: 0.95, Threshold: 0.5}, nil
+	case strings.Contains(text, "time"):
+		return Intent{Name: "time", Confidence: 0.9, Threshold: 0.5}, nil
+	}
+	return Intent{Name: "greet", Confidence: 0.1, Threshold: 0.5}, nil
+}
+
+type skills struct{}
+
+func (skills) Spec(name string) (IntentSpec, bool) {
+	switch name {
+	case "greet":
+		return IntentSpec{Name: name}, true
+	case "time":
+		return IntentSpec{Name: name, Volatile: true}, true
+	}
+	return IntentSpec{}, false
+}
+
+func (skills) Respond(_ context.Context, _ Query, in Intent) (string, error) {
+	return "answer for " + in.Name, nil
+}
+
+type gen struct {
+	text  string
+	err   error
+	delay time.Duration
+}
+
+func (g *gen) Generate(ctx context.Context, q Query, emit func(string)) (Answer, error) {
+	if g.delay > 0 {
+		select {
+		case <-time.After(g.delay):
+		case <-ctx.Done():
+			return Answer{}, ctx.Err()
+		}
+	}
+	if g.err != nil {
+		return Answer{}, g.err
+	}
+	for _, w := range strings.Fields(g.text) {
+		if emit != nil {
+			emit(w + " ")
+		}
+	}
+	return Answer{Answer: g.text, Model: "fake"}, nil
+}
+
+type cloud struct {
+	gen
+	state    CloudState
+	deferred []Query
+}
+
+func (c *cloud) Check(context.Context, Query) CloudState { return c.state }
+func (c *cloud) Defer(_ context.Context, q Query) error {
+	c.deferred = append(c.deferred, q)
+	return nil
+}
+
+func TestHandleNoTier(t *testing.T) {
+	a := New(Options{Limits: Limits{MaxQueryBytes: 100}})
+	ans := a.Handle(context.Background(), Query{ID: "1", Text: "hello"}, nil)
+	if ans.Error == nil || ans.Error.Code != CodeNoTier || ans.ID != "1" {
+		t.Fatalf("want no_tier error, got %+v", ans)
+	}
+	if !strings.Contains(ans.Error.Message, "no local LLM") {
+		t.Fatalf("message does not say what is missing: %q", ans.Error.Message)
+	}
+}
+
+func TestHandleValidation(t *testing.T) {
+	a := New(Options{Limits: Limits{MaxQueryBytes: 8}})
+	for _, c := range []struct {
+		q    Query
+		code ErrorCode
+	}{
+		{Query{Text: "0123456789"}, CodeTooLarge},
+		{Query{Text: "  "}, CodeBadRequest},
+		{Query{Text: "hi", Prefer: "nearest"}, CodeBadRequest},
+		{Query{Text: "hi", MaxTokens: -1}, CodeBadRequest},
+		{Query{Text: "\xff"}, CodeBadRequest},
+	} {
+		ans := a.Handle(context.Background(), c.q, nil)
+		if ans.Error == nil || ans.Error.Code != c.code {
+			t.Errorf("%+v: want %s, got %+v", c.q, c.code, ans)
+		}
+	}
+}
+
+func TestHandleSLMAndCache(t *testing.T) {
+	cl := &keywordClassifier{}
+	c := &memCache{}
+	a := New(Options{Cache: c, CacheTTL: time.Hour, Classifier: cl, Skills: skills{}, SLMModel: "intents-v1"})
+	first := a.Handle(context.Background(), Query{ID: "a", Text: "hello there"}, nil)
+	if first.Error != nil || first.Tier != TierSLM || first.Answer != "answer for greet" || first.Model != "intents-v1" {
+		t.Fatalf("first = %+v", first)
+	}
+	second := a.Handle(context.Background(), Query{ID: "b", Text: "  Hello THERE!"}, nil)
+	if second.Tier != TierCache || second.Answer != first.Answer || second.ID != "b" || second.Intent != "greet" {
+		t.Fatalf("second = %+v, want a cache hit", second)
+	}
+	if cl.calls != 1 {
+		t.Fatalf("classifier called %d times, want 1", cl.calls)
+	}
+	// A different preference is a different key.
+	third := a.Handle(context.Background(), Query{ID: "c", Text: "hello there", Prefer: PreferLocal}, nil)
+	if third.Tier != TierSLM {
+		t.Fatalf("third = %+v, want slm", third)
+	}
+}
+
+func TestHandleVolatileNotCached(t *testing.T) {
+	c := &memCache{}
+	a := New(Options{Cache: c, CacheTTL: time.Hour, Classifier: &keywordClassifier{}, Skills: skills{}})
+	for i := 0; i < 2; i++ {
+		ans := a.Handle(context.Background(), Query{Text: "what time is it"}, nil)
+		if ans.Tier != TierSLM {
+			t.Fatalf("run %d: %+v", i, ans)
+		}
+	}
+	if len(c.m) != 0 {
+		t.Fatalf("volatile answer was cached: %v", c.m)
+	}
+}
+
+func TestHandleStreamsLLM(t *testing.T) {
+	a := New(Options{Classifier: &keywordClassifier{}, Skills: skills{}, LLM: &gen{text: "once upon a time"}})
+	var got []string
+	ans := a.Handle(context.Background(), Query{Text: "tell me a story"}, func(s string) { got = append(got, s) })
+	if ans.Tier != TierLLM || ans.Answer != "once upon a time" || len(got) != 4 {
+		t.Fatalf("ans %+v, chunks %q", ans, got)
+	}
+	if ans.Intent != "greet" || ans.Confidence != 0.1 {
+		t.Fatalf("the classifier's verdict is not reported: %+v", ans)
+	}
+}
+
+func TestHandleCloudDownQueues(t *testing.T) {
+	cl := &cloud{state: CloudDown}
+	c := &memCache{}
+	a := New(Options{Cache: c, CacheTTL: time.Hour, Classifier: &keywordClassifier{}, Skills: skills{}, LLM: &gen{text: "local"}, Cloud: cl})
+	ans := a.Handle(context.Background(), Query{ID: "q", Text: "why is the sky blue", ReplyTo: "r/1"}, nil)
+	if ans.Tier != TierLLM || !ans.Queued || ans.Degraded != "offline" {
+		t.Fatalf("ans = %+v", ans)
+	}
+	if len(cl.deferred) != 1 || cl.deferred[0].ReplyTo != "r/1" {
+		t.Fatalf("deferred = %+v", cl.deferred)
+	}
+	if len(c.m) != 0 {
+		t.Fatal("a degraded answer was cached")
+	}
+}
+
+func TestHandleCloudFailureFallsBack(t *testing.T) {
+	cl := &cloud{state: CloudReady, gen: gen{err: errors.New("connection refused")}}
+	a := New(Options{Classifier: &keywordClassifier{}, Skills: skills{}, LLM: &gen{text: "local"}, Cloud: cl})
+	ans := a.Handle(context.Background(), Query{Text: "why is the sky blue"}, nil)
+	if ans.Tier != TierLLM || !ans.Queued || len(cl.deferred) != 1 {
+		t.Fatalf("ans = %+v deferred %d", ans, len(cl.deferred))
+	}
+}
+
+func TestHandleCloudAnswers(t *testing.T) {
+	cl := &cloud{state: CloudReady, gen: gen{text: "rayleigh scattering"}}
+	a := New(Options{Classifier: &keywordClassifier{}, Skills: skills{}, LLM: &gen{text: "local"}, Cloud: cl})
+	ans := a.Handle(context.Background(), Query{Text: "why is the sky blue"}, nil)
+	if ans.Tier != TierCloud || ans.Answer != "rayleigh scattering" || ans.Queued {
+		t.Fatalf("ans = %+v", ans)
+	}
+}
+
+func TestHandleBusyAndTimeout(t *testing.T) {
+	a := New(Options{LLM: &gen{err: ErrBusy}})
+	if ans := a.Handle(context.Background(), Query{Text: "x"}, nil); ans.Error == nil || ans.Error.Code != CodeBusy {
+		t.Fatalf("want busy, got %+v", ans)
+	}
+	a = New(Options{LLM: &gen{delay: time.Second, text: "late"}, RequestTimeout: 20 * time.Millisecond})
+	if ans := a.Handle(context.Background(), Query{Text: "x"}, nil); ans.Error == nil || ans.Error.Code != CodeTimeout {
+		t.Fatalf("want timeout, got %+v", ans)
+	}
+}
+
+// stopTransport serves nothing; it returns when ctx ends, like a real one.
+type stopTransport struct{}
+
+func (stopTransport) Name() string { return "stop" }
+func (stopTransport) Serve(ctx context.Context, _ Handler) error {
+	<-ctx.Done()
+	return nil
+}
+
+func TestRunDrainsAndCancelsAfterGrace(t *testing.T) {
+	a := New(Options{LLM: &gen{delay: time.Hour}, ShutdownGrace: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx, stopTransport{}) }()
+	replies := make(chan Answer, 5)
+	for i := 0; i < 5; i++ {
+		go func() { replies <- a.Handle(context.Background(), Query{Text: "slow"}, nil) }()
+	}
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	for i := 0; i < 5; i++ {
+		ans := <-replies
+		if ans.Error == nil || ans.Error.Code != CodeShuttingDown {
+			t.Fatalf("reply %d = %+v, want shutting_down", i, ans)
+		}
+	}
+	if ans := a.Handle(context.Background(), Query{Text: "after"}, nil); ans.Error == nil || ans.Error.Code != CodeShuttingDown {
+		t.Fatalf("after shutdown: %+v", ans)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	for in, want := range map[string]string{
+		"Hello!":               "hello",
+		"  what  time\tis it?": "what time is it",
+		"¿Qué hora es?":        "qué hora es",
+		"...":                  "",
+	} {
+		if got := Normalize(in); got != want {
+			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

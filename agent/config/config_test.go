@@ -1,0 +1,99 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValidate(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if c.Limits.MaxQueryBytes != 16<<10 {
+		t.Fatalf("max_query_bytes default = %d", c.Limits.MaxQueryBytes)
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // every substring must appear
+	}{
+		{"missing version", "device: pi\n", []string{"version: missing"}},
+		{"wrong version", "version: 2\n", []string{"version: 2: this hedge reads version: 1"}},
+		{"unknown top key", "version: 1\ndevcie: pi\n", []string{`line 2: unknown key "devcie" at top level`}},
+		{"unknown nested key", "version: 1\nlimits:\n  max_query_byte: 10\n", []string{`line 3: unknown key "max_query_byte" in section limits`}},
+		{"wrong type", "version: 1\nlimits:\n  max_query_bytes: lots\n", []string{`line 3: limits.max_query_bytes: "lots" is not a whole number`}},
+		{"bad duration", "version: 1\nlimits:\n  request_timeout: soon\n", []string{`line 3: limits.request_timeout: "soon" is not a duration`}},
+		{"bad values", "version: 1\ndevice: 'a/b'\nlog:\n  level: loud\nlimits:\n  max_query_bytes: 0\n", []string{
+			`device: "a/b"`, `log.level: "loud"`, "limits.max_query_bytes: 0",
+		}},
+		{"not yaml", "version: [1\n", []string{"not valid YAML"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml))
+			var p Problems
+			if !errors.As(err, &p) {
+				t.Fatalf("Parse = %v, want Problems", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("problems %q do not contain %q", err.Error(), w)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	_, err := Parse([]byte("version: 1\nfoo: 1\nbar: 2\n"))
+	if err == nil || !strings.Contains(err.Error(), `"foo"`) || !strings.Contains(err.Error(), `"bar"`) {
+		t.Fatalf("want both unknown keys reported, got %v", err)
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte("version: 1\ndevice: kitchen-pi\nlimits:\n  request_timeout: 5s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Device != "kitchen-pi" || c.Limits.RequestTimeout != 5*time.Second || c.Limits.MaxQueryBytes != 16<<10 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestLoadEnvOverrides(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hedge.yaml")
+	if err := os.WriteFile(path, []byte("version: 1\nstate_dir: /nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HEDGE_STATE_DIR", dir)
+	t.Setenv("HEDGE_DEVICE", "porch")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir != dir || c.Device != "porch" {
+		t.Fatalf("env overrides not applied: %+v", c)
+	}
+	t.Setenv("HEDGE_LOG_LEVEL", "chatty")
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), `log.level: "chatty"`) {
+		t.Fatalf("invalid env value not reported: %v", err)
+	}
+}
+
+func TestSanitizeDevice(t *testing.T) {
+	for in, want := range map[string]string{"raspberrypi": "raspberrypi", "my host#1": "myhost1", "###": "hedge"} {
+		if got := sanitizeDevice(in); got != want {
+			t.Errorf("sanitizeDevice(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+// Package agent holds hedge's domain: the query and answer types, the
+// interfaces of the tiers, the routing policy and the agent lifecycle.
+//
+// It imports none of the libraries that implement the tiers (paho, bbolt,
+// onnxruntime_go, llama.cpp, go-openai); those live behind the interfaces
+// in iface.go and are wired together by cmd/hedge.
+package agent
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Prefer is the caller's wish for where the answer comes from.
+type Prefer string
+
+// The preferences a caller may state. The empty string means PreferAuto.
+const (
+	PreferAuto  Prefer = "auto"
+	PreferLocal Prefer = "local"
+	PreferCloud Prefer = "cloud"
+)
+
+// Valid reports whether p is one of the known preferences or empty.
+func (p Prefer) Valid() bool {
+	switch p {
+	case "", PreferAuto, PreferLocal, PreferCloud:
+		return true
+	}
+	return false
+}
+
+// Tier names the part of hedge that produced an answer.
+type Tier string
+
+// The tiers, cheapest first.
+const (
+	TierCache Tier = "cache"
+	TierSLM   Tier = "slm"
+	TierLLM   Tier = "llm"
+	TierCloud Tier = "cloud"
+)
+
+// Query is one request, whatever transport it came in on. Its JSON shape is
+// the wire shape of ARCHITECTURE.md.
+type Query struct {
+	ID           string `json:"id,omitempty"`
+	Text         string `json:"text"`
+	ReplyTo      string `json:"reply_to,omitempty"`
+	Prefer       Prefer `json:"prefer,omitempty"`
+	Conversation string `json:"conversation,omitempty"`
+	MaxTokens    int    `json:"max_tokens,omitempty"`
+	// Stream asks for tokens as they are produced (chunks before the reply).
+	Stream bool `json:"stream,omitempty"`
+
+	// Transport and Caller are set by the transport, never by the client:
+	// the transport's name ("socket", "mqtt", "http") and who asked (a topic,
+	// a peer uid), used for metrics and per-caller budgets.
+	Transport string `json:"-"`
+	Caller    string `json:"-"`
+}
+
+// Scored is one candidate intent with its calibrated probability.
+type Scored struct {
+	Intent     string  `json:"intent"`
+	Confidence float64 `json:"confidence"`
+}
+
+// Answer is the reply to one Query. Errors are replies too: Error is set and
+// Answer is empty.
+type Answer struct {
+	ID         string   `json:"id"`
+	Answer     string   `json:"answer,omitempty"`
+	Intent     string   `json:"intent,omitempty"`
+	Confidence float64  `json:"confidence,omitempty"`
+	Top        []Scored `json:"top,omitempty"`
+	Tier       Tier     `json:"tier,omitempty"`
+	Model      string   `json:"model,omitempty"`
+	LatencyMS  float64  `json:"latency_ms"`
+	// Degraded says why the answer is not from the tier the policy wanted:
+	// "offline" (cloud link down), "budget" (cloud budget spent),
+	// "private" (the text holds data that must stay on the device).
+	Degraded string `json:"degraded,omitempty"`
+	// Queued is set when a cloud escalation was stored to be answered later.
+	Queued bool `json:"queued,omitempty"`
+	// Late marks a cloud answer delivered after the first reply.
+	Late bool `json:"late,omitempty"`
+	// Anonymized is set when the text went to the cloud with placeholders;
+	// Entities counts the replaced values by kind (never the values).
+	Anonymized bool           `json:"anonymized,omitempty"`
+	Entities   map[string]int `json:"entities,omitempty"`
+	// Reason is a short, human-readable why for the tier choice.
+	Reason string `json:"reason,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
+// ErrorCode is the machine-readable kind of an error reply.
+type ErrorCode string
+
+// The error codes a reply may carry.
+const (
+	CodeBadRequest   ErrorCode = "bad_request"
+	CodeTooLarge     ErrorCode = "too_large"
+	CodeNoTier       ErrorCode = "no_tier"
+	CodeBusy         ErrorCode = "busy"
+	CodeShuttingDown ErrorCode = "shutting_down"
+	CodeTimeout      ErrorCode = "timeout"
+	CodeInternal     ErrorCode = "internal"
+	CodeRefused      ErrorCode = "refused"
+)
+
+// Error is the error object of a reply.
+type Error struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code ErrorCode, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorAnswer returns the error reply for request id.
+func ErrorAnswer(id string, e *Error) Answer {
+	return Answer{ID: id, Error: e}
+}
+
+// Limits bounds what a query may be.
+type Limits struct {
+	MaxQueryBytes int // size of the text in bytes
+	MaxTokens     int // upper bound of max_tokens; 0 means no bound
+}
+
+// Validate checks a decoded query against the limits; it is the first step
+// of Handle and is also used by transports that decode on their own.
+func (q *Query) Validate(l Limits) *Error {
+	if !utf8.ValidString(q.Text) || !utf8.ValidString(q.ID) || !utf8.ValidString(q.ReplyTo) || !utf8.ValidString(q.Conversation) {
+		return Errorf(CodeBadRequest, "request is not valid UTF-8")
+	}
+	if l.MaxQueryBytes > 0 && len(q.Text) > l.MaxQueryBytes {
+		return Errorf(CodeTooLarge, "text is %d bytes, the limit is %d", len(q.Text), l.MaxQueryBytes)
+	}
+	if len(q.ID) > 256 {
+		return Errorf(CodeBadRequest, "id is %d bytes, the limit is 256", len(q.ID))
+	}
+	if len(q.ReplyTo) > 1024 {
+		return Errorf(CodeBadRequest, "reply_to is %d bytes, the limit is 1024", len(q.ReplyTo))
+	}
+	if isBlank(q.Text) {
+		return Errorf(CodeBadRequest, "text is empty")
+	}
+	if !q.Prefer.Valid() {
+		return Errorf(CodeBadRequest, "prefer %q is not one of auto, local, cloud", string(q.Prefer))
+	}
+	if q.MaxTokens < 0 {
+		return Errorf(CodeBadRequest, "max_tokens %d is negative", q.MaxTokens)
+	}
+	if l.MaxTokens > 0 && q.MaxTokens > l.MaxTokens {
+		return Errorf(CodeBadRequest, "max_tokens %d is above the limit %d", q.MaxTokens, l.MaxTokens)
+	}
+	return nil
+}
+
+func isBlank(s string) bool {
+	for _, r := range s {
+		switch r {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Chunk is one piece of a streamed answer. Transports send the chunks of a
+// query (Seq counts from 1) before its final reply; a line with "delta" is a
+// chunk, any other line is the reply.
+type Chunk struct {
+	ID    string `json:"id"`
+	Seq   int    `json:"seq"`
+	Delta string `json:"delta"`
+}

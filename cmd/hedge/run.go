@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/agent/store"
+	"github.com/hedge-edge/hedge/agent/transport/local"
+	"github.com/hedge-edge/hedge/platform"
+)
+
+func loadConfig(path string) (config.Config, error) {
+	if path == "" {
+		path = os.Getenv("HEDGE_CONFIG")
+	}
+	return config.Load(path)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level)) // validated by config
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func cmdRun(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file (default: $HEDGE_CONFIG, else built-in defaults)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hedge: config: %v\n", err)
+		return 1
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("hedge stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// run wires every component, serves until ctx ends, then closes what it
+// opened in reverse order. Cancellation is not an error.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				log.Warn("close failed", "err", cerr)
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	st, err := store.Open(cfg.StateDir, store.Options{
+		CacheMaxEntries: cfg.Cache.MaxEntries,
+		Log:             log.With("component", "store"),
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, st.Close)
+
+	opts := agent.Options{
+		Log:            log,
+		Limits:         agent.Limits{MaxQueryBytes: cfg.Limits.MaxQueryBytes, MaxTokens: cfg.Limits.MaxTokens},
+		RequestTimeout: cfg.Limits.RequestTimeout,
+		ShutdownGrace:  cfg.Limits.ShutdownGrace,
+		CacheTTL:       cfg.Cache.TTL,
+	}
+	if cfg.Cache.Enabled {
+		opts.Cache = st
+	}
+
+	sock, err := local.Listen(cfg.Socket, local.Options{
+		MaxRequestBytes: agent.MaxRequestBytes(cfg.Limits.MaxQueryBytes),
+		Limits:          opts.Limits,
+		MaxConnections:  cfg.Limits.MaxConnections,
+		Log:             log.With("component", "socket"),
+	})
+	if err != nil {
+		return err
+	}
+	transports := []agent.Transport{sock}
+
+	a := agent.New(opts)
+	if _, err := platform.Notify("READY=1"); err != nil {
+		log.Warn("sd_notify failed", "err", err)
+	}
+	log.Info("hedge ready", "device", cfg.Device, "socket", cfg.Socket, "state_dir", filepath.Clean(cfg.StateDir))
+	err = a.Run(ctx, transports...)
+	_, _ = platform.Notify("STOPPING=1")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("hedge stopped")
+	return nil
+}
