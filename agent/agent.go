@@ -206,7 +206,12 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 // if the link were down: the device answers locally and queues the escalation.
 func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, emit func(string)) (Answer, error) {
 	if plan.Tier == TierCloud {
-		ans, err := a.o.Cloud.Generate(ctx, q, emit)
+		streamed := false
+		cloudEmit := emit
+		if emit != nil {
+			cloudEmit = func(tok string) { streamed = true; emit(tok) }
+		}
+		ans, err := a.o.Cloud.Generate(ctx, q, cloudEmit)
 		if err == nil {
 			ans.Tier = TierCloud
 			return ans, nil
@@ -217,6 +222,11 @@ func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, e
 		a.log.Warn("cloud escalation failed, answering locally", "err", err)
 		s.Cloud = CloudDown
 		*plan = Decide(s)
+		if streamed {
+			// Part of the cloud's text already went out; the local answer
+			// arrives whole in the final reply rather than appended to it.
+			emit = nil
+		}
 	}
 	if plan.Queue {
 		if err := a.o.Cloud.Defer(ctx, q); err != nil {

@@ -266,3 +266,24 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+// failAfter streams some tokens, then fails like a dropped connection.
+type failAfter struct{ cloud }
+
+func (f *failAfter) Generate(_ context.Context, _ Query, emit func(string)) (Answer, error) {
+	emit("partial ")
+	return Answer{}, errors.New("connection reset")
+}
+
+func TestCloudFailureMidStreamDoesNotMixTexts(t *testing.T) {
+	cl := &failAfter{cloud{state: CloudReady}}
+	a := New(Options{LLM: &gen{text: "local words"}, Cloud: cl})
+	var got []string
+	ans := a.Handle(context.Background(), Query{Text: "why"}, func(s string) { got = append(got, s) })
+	if ans.Tier != TierLLM || ans.Answer != "local words" || !ans.Queued {
+		t.Fatalf("ans = %+v", ans)
+	}
+	if len(got) != 1 || got[0] != "partial " {
+		t.Fatalf("chunks = %q: local tokens were appended to the cloud's", got)
+	}
+}

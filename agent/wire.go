@@ -32,6 +32,11 @@ func DecodeRequest(data []byte, maxBytes int) (Query, *Error) {
 	}
 	trimmed := bytes.TrimLeft(data, " \t")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
+		// A line that is a whole JSON array is a mistaken request, not a
+		// question ("[urgent] lights on" is not valid JSON, so stays text).
+		if len(trimmed) > 0 && trimmed[0] == '[' && json.Valid(trimmed) {
+			return Query{}, Errorf(CodeBadRequest, "request is not a valid query: expected an object, got array")
+		}
 		return Query{Text: string(data)}, nil
 	}
 	var q Query
@@ -46,20 +51,35 @@ func DecodeRequest(data []byte, maxBytes int) (Query, *Error) {
 	return q, nil
 }
 
-// peekID returns the request's id if the bytes hold a JSON object with a
-// string id, else "". It never fails.
+// peekID returns the request's id if the bytes start a JSON object with a
+// string id at its top level, else "". It reads tokens only as far as the
+// id, so truncated or malformed JSON after the id still yields it. It never
+// fails.
 func peekID(data []byte) string {
-	var probe struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(data, &probe) != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return ""
 	}
-	var id string
-	if json.Unmarshal(probe.ID, &id) != nil || !utf8.ValidString(id) || len(id) > 256 {
-		return ""
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return ""
+		}
+		if key != "id" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return ""
+			}
+			continue
+		}
+		var id string
+		if dec.Decode(&id) != nil || !utf8.ValidString(id) || len(id) > 256 {
+			return ""
+		}
+		return id
 	}
-	return id
+	return ""
 }
 
 func describeJSONError(err error) string {
@@ -86,7 +106,9 @@ func jsonKind(goKind string) string {
 	switch goKind {
 	case "string":
 		return "a string"
-	case "int", "int64", "int32", "float64":
+	case "int", "int64", "int32":
+		return "an integer"
+	case "float64":
 		return "a number"
 	case "bool":
 		return "a boolean"

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// The benchmarks use a real file in a temp dir; every write is a bbolt
+// commit with fsync, so Put and Enqueue measure the disk's sync latency.
+
+func BenchmarkCacheGet(b *testing.B) {
+	s := openTest(b, Options{})
+	ctx := context.Background()
+	const n = 1000
+	for i := range n {
+		if err := s.Put(ctx, fmt.Sprintf("key-%d", i), testAnswer("a cached answer of modest length"), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, ok, err := s.Get(ctx, fmt.Sprintf("key-%d", i%n)); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func BenchmarkCachePut(b *testing.B) {
+	s := openTest(b, Options{CacheMaxEntries: 1000})
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		if err := s.Put(ctx, fmt.Sprintf("key-%d", i), testAnswer("a cached answer of modest length"), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNear(b *testing.B) {
+	s := openTest(b, Options{})
+	ctx := context.Background()
+	const n, dim = 1000, 64
+	vec := make([]float32, dim)
+	for i := range n {
+		key := fmt.Sprintf("key-%d", i)
+		if err := s.Put(ctx, key, testAnswer("a"), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		for j := range vec {
+			vec[j] = float32((i*31+j*17)%97) - 48
+		}
+		if err := s.PutVector(ctx, key, "intent", vec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, _, err := s.Near(ctx, "intent", vec, 0.9); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	s := openTest(b, Options{OutboxMaxCount: 1000})
+	ctx := context.Background()
+	payload := make([]byte, 512)
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Enqueue(ctx, OutboxEntry{Key: fmt.Sprintf("key-%d", i), ReplyTo: "hedge/dev/reply/x", Payload: payload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// ReplyStore remembers the reply sent for a request id for a bounded
+// window, so that a redelivered or duplicated request is answered with the
+// same bytes instead of being computed again. agent/store's Store
+// implements it. Implementations are safe for concurrent use.
+type ReplyStore interface {
+	// PutReply stores reply under id. An id that already has a reply may
+	// return an error; the first reply stays.
+	PutReply(ctx context.Context, id string, reply []byte) error
+	// GetReply returns the reply stored under id within the window; a miss
+	// returns ok == false, not an error.
+	GetReply(ctx context.Context, id string) (reply []byte, ok bool, err error)
+}
+
+// dedupKey is the store id of a request: its id and the topic its reply
+// goes to, so two devices that both number their requests from 1 never get
+// each other's replies. Hashed to keep the key short whatever reply_to is.
+func dedupKey(replyTo, id string) string {
+	h := sha256.Sum256([]byte(replyTo + "\x00" + id))
+	return "mqtt:" + hex.EncodeToString(h[:16])
+}
+
+// flight is a request being computed; duplicates that arrive meanwhile
+// wait on it instead of being computed again.
+type flight struct {
+	// dups are the duplicate messages, acknowledged once the first
+	// reply is out.
+	dups []paho.Message
+}
+
+// replies tracks in-flight and recent replies by dedup key, and records
+// replies in the durable store off the reply path: a bbolt commit is an
+// fsync (milliseconds), and a reply must not wait for one.
+type replies struct {
+	store ReplyStore
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	flights map[string]*flight
+	// recent holds the last maxRecent stored replies, so duplicates within
+	// a run are answered even when the durable write is still pending.
+	recent    map[string][]byte
+	order     []string // ring of recent keys, oldest at next
+	next      int
+	maxRecent int
+
+	rec     chan record
+	recWG   sync.WaitGroup
+	dropped atomic.Int64
+	lastLog atomic.Int64
+}
+
+type record struct {
+	key   string
+	reply []byte
+}
+
+// recordWorkers write to the store concurrently, so a store that batches
+// concurrent commits (bbolt's DB.Batch) shares one fsync among them.
+const recordWorkers = 16
+
+func newReplies(store ReplyStore, maxRecent, queue int, log *slog.Logger) *replies {
+	if maxRecent < 1 {
+		maxRecent = 10000
+	}
+	r := &replies{
+		store:     store,
+		log:       log,
+		flights:   make(map[string]*flight),
+		recent:    make(map[string][]byte, maxRecent),
+		order:     make([]string, maxRecent),
+		maxRecent: maxRecent,
+		rec:       make(chan record, queue),
+	}
+	return r
+}
+
+// start runs the recorders; close stops them.
+func (r *replies) start() {
+	for range recordWorkers {
+		r.recWG.Add(1)
+		go r.recorder()
+	}
+}
+
+// claim is the outcome of begin.
+type claim int
+
+const (
+	claimCompute claim = iota // the caller computes and calls finish
+	claimRecent               // a reply is in memory: send it
+	claimStored               // the durable store had a reply: send it, call finishStored
+	claimJoined               // a flight is on; the message was attached to it
+)
+
+// begin looks key up: a recent or durable reply is returned to be sent
+// again; a request in flight gets msg attached; otherwise a flight starts
+// and the caller must call finish.
+func (r *replies) begin(ctx context.Context, key string, msg paho.Message) (claim, []byte) {
+	r.mu.Lock()
+	if b, ok := r.recent[key]; ok {
+		r.mu.Unlock()
+		return claimRecent, b
+	}
+	if f, ok := r.flights[key]; ok {
+		f.dups = append(f.dups, msg)
+		r.mu.Unlock()
+		return claimJoined, nil
+	}
+	f := &flight{}
+	r.flights[key] = f
+	r.mu.Unlock()
+
+	// The durable store knows replies of earlier runs. The flight is
+	// registered first, so a duplicate arriving during this read waits.
+	b, ok, err := r.store.GetReply(ctx, key)
+	if err != nil {
+		r.warn("reply store read failed; computing the reply", err)
+	}
+	if ok {
+		r.mu.Lock()
+		r.remember(key, b)
+		r.mu.Unlock()
+		return claimStored, b
+	}
+	return claimCompute, nil
+}
+
+// finish ends key's flight. reply, when not nil, is remembered and stored
+// durably; the returned messages are the duplicates that joined the flight.
+func (r *replies) finish(key string, reply []byte) []paho.Message {
+	r.mu.Lock()
+	f := r.flights[key]
+	delete(r.flights, key)
+	if reply != nil {
+		r.remember(key, reply)
+	}
+	r.mu.Unlock()
+	if reply != nil {
+		select {
+		case r.rec <- record{key, reply}:
+		default:
+			// The store is slower than the request rate: the in-memory
+			// window still answers duplicates during this run.
+			r.dropped.Add(1)
+			r.warn("reply store is behind; a reply is kept in memory only", nil)
+		}
+	}
+	if f == nil {
+		return nil
+	}
+	return f.dups
+}
+
+// finishStored ends a flight that begin resolved from the durable store.
+func (r *replies) finishStored(key string) []paho.Message {
+	r.mu.Lock()
+	f := r.flights[key]
+	delete(r.flights, key)
+	r.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.dups
+}
+
+// recentReply returns key's reply if it is in memory.
+func (r *replies) recentReply(key string) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.recent[key]
+	return b, ok
+}
+
+// remember keeps key's reply in the recent window; r.mu must be held.
+func (r *replies) remember(key string, b []byte) {
+	if _, ok := r.recent[key]; ok {
+		return
+	}
+	if old := r.order[r.next]; old != "" {
+		delete(r.recent, old)
+	}
+	r.order[r.next] = key
+	r.next = (r.next + 1) % r.maxRecent
+	r.recent[key] = b
+}
+
+func (r *replies) recorder() {
+	defer r.recWG.Done()
+	for rc := range r.rec {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := r.store.PutReply(ctx, rc.key, rc.reply)
+		cancel()
+		if err != nil {
+			r.warn("reply store write failed", err)
+		}
+	}
+}
+
+// close stops the recorders once the pending writes are done.
+func (r *replies) close() {
+	close(r.rec)
+	r.recWG.Wait()
+}
+
+// warn logs at most one warning a minute: a loop must not flood the log.
+func (r *replies) warn(msg string, err error) {
+	now := time.Now().UnixNano()
+	last := r.lastLog.Load()
+	if now-last < int64(time.Minute) || !r.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		r.log.Warn(msg, "err", err, "dropped", r.dropped.Load())
+		return
+	}
+	r.log.Warn(msg, "dropped", r.dropped.Load())
+}

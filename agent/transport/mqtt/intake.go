@@ -1,0 +1,332 @@
+package mqtt
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hedge-edge/hedge/agent"
+)
+
+// onMessage runs in paho's router goroutine, which must never block: it
+// only hands the message on. A full worker queue sends it to the busy
+// replier; when that is full too the message is counted and dropped.
+func (tr *Transport) onMessage(_ paho.Client, m paho.Message) {
+	if tr.stopping.Load() {
+		// Not acknowledged: the broker delivers it again next session.
+		return
+	}
+	if m.Topic() != tr.t.query || m.Retained() {
+		// A retained request would be answered again at every subscribe.
+		m.Ack()
+		tr.warnLimited("ignored a message that is not a live request", "topic", m.Topic(), "retained", m.Retained())
+		return
+	}
+	tr.received.Add(1)
+	select {
+	case tr.queue <- m:
+		return
+	default:
+	}
+	select {
+	case tr.rejects <- m:
+	default:
+		m.Ack()
+		tr.unanswered.Add(1)
+		tr.warnLimited("request dropped: the worker queue and the busy replier are both full")
+	}
+}
+
+// work answers queued requests until stop is closed.
+func (tr *Transport) work(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		select {
+		case <-stop:
+			return
+		case m := <-tr.queue:
+			tr.process(m)
+		}
+	}
+}
+
+// rejectLoop answers the requests that found the worker queue full.
+func (tr *Transport) rejectLoop(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case m := <-tr.rejects:
+			tr.refuseBusy(m)
+		}
+	}
+}
+
+// ackLoop acknowledges request messages once their reply is confirmed by
+// the broker. A reply that failed is not acknowledged, so the broker
+// delivers the request again and the stored reply is sent again.
+func (tr *Transport) ackLoop() {
+	for p := range tr.acks {
+		if p.tok != nil {
+			<-p.tok.Done()
+			if err := p.tok.Error(); err != nil {
+				tr.warnLimited("reply not confirmed by the broker; the request stays unacknowledged", "err", err)
+				continue
+			}
+		}
+		for _, m := range p.msgs {
+			m.Ack()
+		}
+	}
+}
+
+// request is a decoded request message.
+type request struct {
+	q agent.Query
+	// generated is set when hedge made the id up: such a request cannot be
+	// recognised when it comes again.
+	generated bool
+	// err is the decoding or reply_to problem to answer with.
+	err *agent.Error
+}
+
+// decode reads a request and resolves its reply topic. q.ReplyTo is "" when
+// no topic can be derived to answer on; the reason is in err.
+func (tr *Transport) decode(payload []byte) request {
+	q, derr := agent.DecodeRequest(payload, tr.o.MaxRequestBytes)
+	if derr != nil && len(payload) <= tr.o.MaxRequestBytes {
+		q.ReplyTo = peekReplyTo(payload)
+	}
+	r := request{q: q, err: derr}
+	if r.q.ID == "" {
+		r.q.ID = newID()
+		r.generated = true
+	}
+	topic, terr := tr.replyTopic(r.q)
+	r.q.ReplyTo = topic
+	if r.err == nil {
+		r.err = terr
+	}
+	r.q.Transport = "mqtt"
+	r.q.Caller = topic
+	return r
+}
+
+// replyTopic is where q's reply goes: its reply_to when acceptable, else
+// the default reply topic of its id; "" when neither can be used.
+func (tr *Transport) replyTopic(q agent.Query) (string, *agent.Error) {
+	def := ""
+	idWhy := idLevelProblem(q.ID)
+	if idWhy == "" {
+		def = tr.t.defaultReply(q.ID)
+	}
+	if q.ReplyTo == "" {
+		if def == "" {
+			return "", agent.Errorf(agent.CodeBadRequest, "id %s, so it cannot name a reply topic; give a reply_to", idWhy)
+		}
+		return def, nil
+	}
+	if why := tr.t.replyToProblem(q.ReplyTo); why != "" {
+		return def, agent.Errorf(agent.CodeBadRequest, "reply_to %s", why)
+	}
+	return q.ReplyTo, nil
+}
+
+func (tr *Transport) process(m paho.Message) {
+	r := tr.decode(m.Payload())
+	if r.q.ReplyTo == "" {
+		tr.unanswered.Add(1)
+		tr.warnLimited("request dropped: no reply topic can be derived", "why", r.err.Message)
+		tr.acks <- pendingAck{msgs: []paho.Message{m}}
+		return
+	}
+	if r.err != nil {
+		tr.malformed.Add(1)
+		tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, r.err), m)
+		return
+	}
+	if r.generated {
+		tr.compute(r.q, m, "")
+		return
+	}
+	key := dedupKey(r.q.ReplyTo, r.q.ID)
+	c, stored := tr.reps.begin(tr.base, key, m)
+	switch c {
+	case claimJoined:
+		tr.dups.Add(1)
+		return
+	case claimRecent:
+		tr.dups.Add(1)
+		tr.sendBytes(r.q.ReplyTo, stored, []paho.Message{m})
+		return
+	case claimStored:
+		tr.dups.Add(1)
+		msgs := append([]paho.Message{m}, tr.reps.finishStored(key)...)
+		tr.sendBytes(r.q.ReplyTo, stored, msgs)
+		return
+	}
+	tr.compute(r.q, m, key)
+}
+
+// compute answers q with the handler. key is its dedup key ("" for a
+// generated id).
+func (tr *Transport) compute(q agent.Query, m paho.Message, key string) {
+	var emit func(string)
+	if q.Stream {
+		seq := 0
+		emit = func(tok string) {
+			seq++
+			b, err := json.Marshal(agent.Chunk{ID: q.ID, Seq: seq, Delta: tok})
+			if err != nil {
+				return
+			}
+			// Chunks go in order on the one connection; the final reply
+			// follows them on the same topic.
+			tr.client.Publish(q.ReplyTo, tr.o.QoS, false, b)
+		}
+	}
+	ans := tr.h.Handle(tr.base, q, emit)
+	ans.ID = q.ID
+	if ans.Error != nil && ans.Error.Code == agent.CodeShuttingDown && tr.stopping.Load() {
+		// hedge is stopping: leave the request at the broker, which
+		// delivers it again to the next run, rather than answer "retry".
+		if key != "" {
+			tr.reps.finish(key, nil)
+		}
+		return
+	}
+	tr.answered.Add(1)
+	tr.noteAnswer(ans)
+	b, err := marshalAnswer(ans)
+	if err != nil {
+		b, _ = marshalAnswer(agent.ErrorAnswer(q.ID, agent.Errorf(agent.CodeInternal, "reply could not be encoded")))
+	}
+	tok := tr.client.Publish(q.ReplyTo, tr.o.QoS, false, b)
+	msgs := []paho.Message{m}
+	if key != "" {
+		var keep []byte
+		if storable(ans) {
+			keep = b
+		}
+		msgs = append(msgs, tr.reps.finish(key, keep)...)
+	}
+	tr.acks <- pendingAck{tok: tok, msgs: msgs}
+}
+
+// refuseBusy answers a request that found every worker busy and the queue
+// full. A request already answered gets its stored reply instead.
+func (tr *Transport) refuseBusy(m paho.Message) {
+	r := tr.decode(m.Payload())
+	if r.q.ReplyTo == "" {
+		tr.unanswered.Add(1)
+		tr.warnLimited("request dropped: no reply topic can be derived", "why", r.err.Message)
+		tr.acks <- pendingAck{msgs: []paho.Message{m}}
+		return
+	}
+	if r.err != nil {
+		tr.malformed.Add(1)
+		tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, r.err), m)
+		return
+	}
+	if !r.generated {
+		if b, ok := tr.reps.recentReply(dedupKey(r.q.ReplyTo, r.q.ID)); ok {
+			tr.dups.Add(1)
+			tr.sendBytes(r.q.ReplyTo, b, []paho.Message{m})
+			return
+		}
+	}
+	if tr.busy.Add(1) == 1 && debugStacks != nil {
+		debugStacks()
+	}
+	tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, agent.Errorf(agent.CodeBusy,
+		"hedge is busy: %d requests are waiting; retry later", cap(tr.queue))), m)
+}
+
+func (tr *Transport) send(topic string, a agent.Answer, m paho.Message) {
+	b, err := marshalAnswer(a)
+	if err != nil {
+		tr.warnLimited("reply could not be encoded", "err", err)
+		tr.acks <- pendingAck{msgs: []paho.Message{m}}
+		return
+	}
+	tr.sendBytes(topic, b, []paho.Message{m})
+}
+
+func (tr *Transport) sendBytes(topic string, b []byte, msgs []paho.Message) {
+	tok := tr.client.Publish(topic, tr.o.QoS, false, b)
+	tr.acks <- pendingAck{tok: tok, msgs: msgs}
+}
+
+// storable reports whether a reply is final: a transient error (busy,
+// timeout, shutdown, internal) is worth computing again when the request
+// comes again.
+func storable(a agent.Answer) bool {
+	if a.Error == nil {
+		return true
+	}
+	switch a.Error.Code {
+	case agent.CodeBadRequest, agent.CodeTooLarge, agent.CodeRefused, agent.CodeNoTier:
+		return true
+	}
+	return false
+}
+
+func (tr *Transport) noteAnswer(a agent.Answer) {
+	if a.Error != nil {
+		return
+	}
+	tr.sensorMu.Lock()
+	tr.lastTier = a.Tier
+	tr.replied++
+	if a.Tier == agent.TierCloud || a.Queued {
+		tr.escalated++
+	}
+	tr.sensorMu.Unlock()
+}
+
+func marshalAnswer(a agent.Answer) ([]byte, error) {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	return b, nil
+}
+
+// peekReplyTo returns the reply_to of a request that failed to decode, if
+// the payload is a valid UTF-8 JSON object with a string reply_to; else "".
+// Invalid UTF-8 is never trusted: decoding would have replaced the bad
+// bytes, so the topic would not be the one the client wrote.
+func peekReplyTo(data []byte) string {
+	if !utf8.Valid(data) {
+		return ""
+	}
+	var probe struct {
+		ReplyTo json.RawMessage `json:"reply_to"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(probe.ReplyTo, &s) != nil || !utf8.ValidString(s) {
+		return ""
+	}
+	return s
+}
+
+// newID makes an id for a request that has none: 16 hex digits from
+// crypto/rand, unique enough never to collide within the reply window.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var debugStacks func()

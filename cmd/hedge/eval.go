@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hedge-edge/hedge/models/slm"
+	"github.com/hedge-edge/hedge/models/slm/evaluate"
+)
+
+// cmdEval is `hedge eval --data FILE --format clinc150 [--encoder
+// compact|transformer] [--target-oos-recall R] [--plot FILE.png] [--json]`.
+func cmdEval(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return eval(ctx, args, os.Stdout, os.Stderr)
+}
+
+func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "labelled data set (CLINC150's data_full.json)")
+	format := fs.String("format", "clinc150", "data set format: clinc150")
+	encoder := fs.String("encoder", "compact", "encoder: compact or transformer")
+	target := fs.Float64("target-oos-recall", 0.75, "pick the lowest threshold whose validation out-of-scope recall is at least R")
+	plotPath := fs.String("plot", "", "write the risk–coverage and accuracy/recall curves to this PNG")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	lib := fs.String("runtime-library", os.Getenv("HEDGE_SLM_RUNTIME_LIBRARY"), "ONNX Runtime shared library (default: beside hedge, then the fetch-ort cache)")
+	seed := fs.Uint64("seed", 1, "training seed")
+	members := fs.Int("members", 0, "ensemble members (0: the default)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *data == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: hedge eval --data FILE --format clinc150 [--encoder compact|transformer] [--target-oos-recall R] [--plot FILE.png] [--json]")
+		return 2
+	}
+	if *format != "clinc150" {
+		fmt.Fprintf(stderr, "hedge eval: format %q: only clinc150 is supported\n", *format)
+		return 2
+	}
+	if *encoder != "compact" {
+		fmt.Fprintf(stderr, "hedge eval: encoder %q is not available in this build; use compact\n", *encoder)
+		return 2
+	}
+	if *target <= 0 || *target > 1 {
+		fmt.Fprintf(stderr, "hedge eval: --target-oos-recall %v: must be in (0, 1]\n", *target)
+		return 2
+	}
+	ds, err := evaluate.LoadCLINC150(*data)
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+		return 1
+	}
+	path, err := slm.FindLibrary(*lib)
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+		return 1
+	}
+	// One intra-op thread: the latency reported is a single core's.
+	rt, err := slm.OpenRuntime(path, 1)
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+		return 1
+	}
+	defer rt.Close()
+	o := evaluate.Options{Train: slm.DefaultTrainConfig(), Quantize: true, OOSClass: true, TargetRecall: *target, Runtime: rt}
+	o.Train.Seed = *seed
+	if *members > 0 {
+		o.Train.Members = *members
+	}
+	bar, done := progressBar(stderr, "training")
+	o.Train.Progress = bar
+	r, err := evaluate.Run(ctx, ds, o)
+	done()
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+		return 1
+	}
+	if *plotPath != "" {
+		if err := evaluate.Plot(r, *plotPath); err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
+	}
+	if *asJSON {
+		out := map[string]any{
+			"in_scope_accuracy": r.Target.InScopeAccuracy,
+			"oos_recall":        r.Target.OOSRecall,
+			"threshold":         r.Target.Threshold,
+			"model_bytes":       r.ModelBytes,
+			"classify_p50_us":   r.P50us,
+			"classify_p99_us":   r.P99us,
+			"coverage":          r.Target.Coverage,
+			"larson":            r.Larson,
+			"unthresholded":     r.Unthresholded,
+			"encoder":           r.Encoder,
+			"train_seconds":     r.TrainSeconds,
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stdout, "hedge %s on CLINC150 test (%d in-scope + out-of-scope items); threshold picked on validation\n", r.Encoder, len(ds.Test))
+	fmt.Fprintf(stdout, "%-32s %9s %9s %9s %9s\n", "threshold rule", "threshold", "in-scope", "oos rec.", "coverage")
+	for _, row := range []evaluate.Row{r.Target, r.Larson, r.Unthresholded} {
+		fmt.Fprintf(stdout, "%-32s %9.3f %8.1f%% %8.1f%% %8.1f%%\n", row.Name, row.Threshold, 100*row.InScopeAccuracy, 100*row.OOSRecall, 100*row.Coverage)
+	}
+	fmt.Fprintf(stdout, "model %.2f MB; classify p50 %.0f µs, p99 %.0f µs on %d thread; trained in %.0f s; temperature %.3f, validation ECE %.3f\n",
+		float64(r.ModelBytes)/1e6, r.P50us, r.P99us, r.Threads, r.TrainSeconds, r.Temperature, r.ValECE)
+	if *plotPath != "" {
+		fmt.Fprintf(stdout, "plot: %s\n", *plotPath)
+	}
+	return 0
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/hedge-edge/hedge/models"
+)
+
+const modelsUsage = `usage:
+  hedge models pull URL --sha256 HEX [--name NAME] [--config FILE]
+  hedge models list [--config FILE]
+  hedge models verify [NAME...] [--config FILE]
+  hedge models rm NAME [--config FILE]`
+
+// cmdModels manages the models folder (<state_dir>/models).
+func cmdModels(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return modelsCmd(ctx, args, os.Stdout, os.Stderr)
+}
+
+func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, modelsUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("models "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file (default: $HEDGE_CONFIG, else built-in defaults)")
+	sum := fs.String("sha256", "", "expected sha256 of the file (pull)")
+	name := fs.String("name", "", "name in the manifest (pull; default: the URL's file name)")
+	// Flags may come before or after the positional arguments.
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge: config: %v\n", err)
+		return 1
+	}
+	store := modelStore(cfg)
+	switch {
+	case sub == "pull" && len(pos) == 1:
+		if *sum == "" {
+			fmt.Fprintln(stderr, "hedge models pull: --sha256 is required: a model is installed only when its checksum is known")
+			return 2
+		}
+		bar := downloadBar(stderr)
+		e, err := store.Pull(ctx, models.PullOptions{URL: pos[0], SHA256: *sum, Name: *name, Progress: bar.update})
+		bar.finish()
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge models pull: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "installed %s (%s, sha256 %s) in %s\n", e.Name, humanBytes(e.Size), e.SHA256, store.Path(e))
+		fmt.Fprintf(stdout, "use it with llm.model: %s\n", e.Name)
+		return 0
+	case sub == "list" && len(pos) == 0:
+		list, err := store.List()
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge models list: %v\n", err)
+			return 1
+		}
+		if len(list) == 0 {
+			fmt.Fprintf(stdout, "no models in %s\n", store.Dir())
+			return 0
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tADDED\tFILE")
+		for _, e := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, humanBytes(e.Size), e.SHA256[:12], e.Added.Format(time.DateOnly), store.Path(e))
+		}
+		tw.Flush()
+		return 0
+	case sub == "verify":
+		res, err := store.Verify(ctx, pos...)
+		bad := err != nil
+		for _, r := range res {
+			if r.Err != nil {
+				bad = true
+				fmt.Fprintf(stdout, "%s: FAILED: %v\n", r.Entry.Name, r.Err)
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: ok\n", r.Entry.Name)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge models verify: %v\n", err)
+		}
+		if bad {
+			return 1
+		}
+		return 0
+	case sub == "rm" && len(pos) == 1:
+		if err := store.Remove(pos[0]); err != nil {
+			fmt.Fprintf(stderr, "hedge models rm: %v\n", err)
+			if errors.Is(err, models.ErrNotFound) {
+				return 1
+			}
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed %s\n", pos[0])
+		return 0
+	}
+	fmt.Fprintln(stderr, modelsUsage)
+	return 2
+}
+
+// bar draws download progress: a redrawn line on a terminal, a line per
+// 10% otherwise (logs, CI).
+type bar struct {
+	w        io.Writer
+	tty      bool
+	start    time.Time
+	last     time.Time
+	lastTick int64
+	drawn    bool
+	first    int64
+}
+
+func downloadBar(w io.Writer) *bar {
+	b := &bar{w: w, start: time.Now(), first: -1}
+	if f, ok := w.(*os.File); ok {
+		b.tty = term.IsTerminal(int(f.Fd()))
+	}
+	return b
+}
+
+func (b *bar) update(done, total int64) {
+	if b.first < 0 {
+		b.first = done // resumed bytes do not count toward the speed
+	}
+	now := time.Now()
+	rate := float64(done-b.first) / max(now.Sub(b.start).Seconds(), 1e-3)
+	if b.tty {
+		if now.Sub(b.last) < 150*time.Millisecond && done != total {
+			return
+		}
+		b.last = now
+		line := fmt.Sprintf("%s  %s/s", humanBytes(done), humanBytes(int64(rate)))
+		if total > 0 {
+			pct := float64(done) / float64(total)
+			n := int(pct * 30)
+			eta := ""
+			if rate > 0 {
+				eta = "  ETA " + (time.Duration(float64(total-done)/rate) * time.Second / time.Second * time.Second).Round(time.Second).String()
+			}
+			line = fmt.Sprintf("[%s%s] %5.1f%%  %s / %s  %s/s%s", strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct*100, humanBytes(done), humanBytes(total), humanBytes(int64(rate)), eta)
+		}
+		fmt.Fprintf(b.w, "\r%-90s", line)
+		b.drawn = true
+		return
+	}
+	if total > 0 {
+		tick := done * 10 / total
+		if tick == b.lastTick && done != total {
+			return
+		}
+		b.lastTick = tick
+		fmt.Fprintf(b.w, "download %3d%%  %s / %s\n", done*100/total, humanBytes(done), humanBytes(total))
+	}
+}
+
+func (b *bar) finish() {
+	if b.drawn {
+		fmt.Fprintln(b.w)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/agent/intents"
+	"github.com/hedge-edge/hedge/models/slm"
+	"github.com/hedge-edge/hedge/platform"
+)
+
+// wireSLM opens the SLM tier: the intents file, ONNX Runtime, and the
+// model trained on the intents (trained and saved under
+// <model_dir>/<key>/ first when absent). Actions have no publisher; use
+// wireSLMWith once MQTT is wired. A disabled tier returns nil tiers and a
+// closeFn that does nothing.
+func wireSLM(ctx context.Context, cfg config.Config, log *slog.Logger) (agent.Classifier, agent.Skills, string, func() error, error) {
+	return wireSLMWith(ctx, cfg, log, nil)
+}
+
+// wireSLMWith is wireSLM with the publisher that performs intent actions
+// (nil: action intents reply that MQTT is not configured).
+func wireSLMWith(ctx context.Context, cfg config.Config, log *slog.Logger, pub agent.Publisher) (clf agent.Classifier, sk agent.Skills, version string, closeFn func() error, err error) {
+	noop := func() error { return nil }
+	if !cfg.SLM.Enabled {
+		return nil, nil, "", noop, nil
+	}
+	if cfg.SLM.Encoder != "compact" {
+		return nil, nil, "", noop, fmt.Errorf("slm: encoder %q is not available in this build; use compact", cfg.SLM.Encoder)
+	}
+	log = log.With("component", "slm")
+	set, err := intents.Load(cfg.SLM.Intents)
+	if err != nil {
+		return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
+	}
+	lib, err := slm.FindLibrary(cfg.SLM.RuntimeLibrary)
+	if err != nil {
+		return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
+	}
+	facts := func() map[string]string {
+		f, _ := platform.Detect("/") // partial facts are still worth showing
+		return f.Template()
+	}
+	threads := cfg.SLM.Threads
+	if threads == 0 {
+		f, _ := platform.Detect("/")
+		threads = f.DefaultThreads()
+	}
+	rt, err := slm.OpenRuntime(lib, threads)
+	if err != nil {
+		return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
+	}
+	opts := buildOptions(cfg.SLM.Seed)
+	key := modelKey(set, opts)
+	base := cfg.SLM.ModelDir
+	if base == "" {
+		base = filepath.Join(cfg.StateDir, "slm")
+	}
+	dir := filepath.Join(base, key)
+	b, err := slm.LoadBundle(dir)
+	if errors.Is(err, slm.ErrNoModel) {
+		log.Info("training intent model", "intents", intentsName(cfg.SLM.Intents), "dir", dir)
+		var r slm.BuildReport
+		b, r, err = trainIntents(ctx, set, opts, nil)
+		if err == nil {
+			err = b.Save(dir)
+		}
+		if err == nil {
+			log.Info("intent model trained", "examples", r.Examples, "validation_accuracy", fmt.Sprintf("%.3f", r.Accuracy),
+				"threshold", fmt.Sprintf("%.3f", r.Threshold), "bytes", r.ModelBytes, "took", r.Duration.Round(1e6))
+		}
+	}
+	if err != nil {
+		rt.Close()
+		if errors.Is(err, slm.ErrCorruptModel) {
+			err = fmt.Errorf("%w; delete %s to retrain it", err, dir)
+		}
+		return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
+	}
+	c, err := rt.LoadClassifier(b)
+	if err != nil {
+		rt.Close()
+		return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
+	}
+	log.Info("intent model loaded", "intents", len(set.File.Intents), "library", lib, "threads", threads)
+	closeFn = func() error { return errors.Join(c.Close(), rt.Close()) }
+	return c, intents.NewSkills(set, facts, pub), "compact-" + key[:12], closeFn, nil
+}
+
+func intentsName(path string) string {
+	if path == "" {
+		return "starter set"
+	}
+	return path
+}
+
+// buildOptions are the training settings of hedge run and hedge train.
+func buildOptions(seed uint64) slm.BuildOptions {
+	o := slm.DefaultBuildOptions()
+	o.Train.Seed = seed
+	return o
+}
+
+// modelKey names the model of an intents file: the file's hash and every
+// training setting, so that changing either trains a new model.
+func modelKey(set *intents.Set, o slm.BuildOptions) string {
+	h := sha256.New()
+	io.WriteString(h, slm.ManifestFormat+"\x00"+set.Hash+"\x00")
+	o.Train.Progress = nil
+	cfg, _ := json.Marshal(o) // plain data, cannot fail
+	h.Write(cfg)
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// trainIntents builds the compact model of an intents set.
+func trainIntents(ctx context.Context, set *intents.Set, o slm.BuildOptions, progress func(done, total int)) (*slm.Bundle, slm.BuildReport, error) {
+	labels, oos := set.Labels()
+	texts, ys := set.Examples()
+	c := slm.Corpus{Labels: labels, OutOfScope: oos, Source: set.Hash}
+	for i, t := range texts {
+		c.Examples = append(c.Examples, slm.Example{Text: t, Label: ys[i]})
+	}
+	o.Train.Progress = progress
+	b, _, r, err := slm.Build(ctx, c, o)
+	return b, r, err
+}
+
+// progressBar draws a bar on w (stderr) for long work.
+func progressBar(w io.Writer, what string) (update func(done, total int), finish func()) {
+	last := -1
+	update = func(done, total int) {
+		if total <= 0 {
+			return
+		}
+		pct := done * 100 / total
+		if pct == last {
+			return
+		}
+		last = pct
+		const width = 30
+		n := pct * width / 100
+		fmt.Fprintf(w, "\r%s [%-*s] %3d%%", what, width, strings.Repeat("#", n), pct)
+	}
+	finish = func() {
+		if last >= 0 {
+			fmt.Fprintln(w)
+		}
+	}
+	return update, finish
+}
+

@@ -1,0 +1,501 @@
+// Package llm is hedge's local LLM tier: a GGUF model run on the CPU by
+// llama.cpp (through the thin cgo binding in llama.go), answering one
+// request at a time and streaming tokens as they are produced.
+//
+// One model is loaded once and shared. Requests run one after another on
+// its single context; up to Options.QueueSize more wait their turn and any
+// beyond that get agent.ErrBusy at once. With Options.KeepAlive the model
+// is freed after that long without requests and loaded again on the next.
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/models/gguf"
+)
+
+// ErrPromptTooLong is returned (wrapped with the sizes) when the prompt
+// leaves no room in the context for a single generated token. hedge does
+// not truncate prompts: a cut question gets a wrong answer.
+var ErrPromptTooLong = errors.New("prompt is longer than the model's context")
+
+// ErrClosed is returned by Generate after Close.
+var ErrClosed = errors.New("llm generator is closed")
+
+// MMap modes of Options.MMap.
+const (
+	MMapAuto = "auto"
+	MMapOn   = "on"
+	MMapOff  = "off"
+)
+
+// Options configures a Generator. Zero values take the documented default.
+type Options struct {
+	// Path is the GGUF file.
+	Path string
+	// Name is reported as Answer.Model; default: the file's base name
+	// without ".gguf".
+	Name string
+	// ContextSize in tokens; default min(2048, the model's training context).
+	ContextSize int
+	// Threads for generation and prompt processing; default runtime.NumCPU().
+	Threads int
+	// BatchSize is how many prompt tokens one decode call takes; default 512.
+	BatchSize int
+	// MaxTokens is the answer length when a query sets none; default 256.
+	MaxTokens int
+	// SystemPrompt is the system message of the chat template (and the
+	// first paragraph of a plain completion prompt).
+	SystemPrompt string
+	// ChatTemplate overrides the model's template: a llama.cpp built-in
+	// template name ("chatml", "llama3", …) or template text; "none" forces
+	// the plain completion prompt.
+	ChatTemplate string
+	// Stop strings end the answer (they are not part of it); end-of-
+	// generation tokens always do.
+	Stop []string
+	// Sampling. Temperature 0 is greedy decoding. Seed < 0 draws a new seed
+	// per request.
+	Temperature   float64
+	TopK          int
+	TopP          float64
+	MinP          float64
+	RepeatPenalty float64
+	RepeatLastN   int
+	Seed          int64
+	// QueueSize is how many requests may wait while one runs; default 4.
+	// Negative means none may wait.
+	QueueSize int
+	// KeepAlive frees the model after this long without requests; 0 keeps
+	// it loaded for the generator's life.
+	KeepAlive time.Duration
+	// MMap: "on" maps the file (shared page cache, fast start), "off" reads
+	// it into memory, "auto" (default) maps unless CPU repacking applies to
+	// the file's weights: repacked tensors are copied into their new layout,
+	// and with a mapping the pages they were read from would stay resident
+	// too, so the weights would be held twice.
+	MMap string
+	// NoRepack turns off ggml's CPU repacking of Q4_0/Q4_K/IQ4_NL weights.
+	NoRepack bool
+	// Log receives load events and llama.cpp's warnings; default discards.
+	Log *slog.Logger
+}
+
+// Sampling defaults (llama.cpp's own, except a lower temperature for
+// short factual answers on small models).
+const (
+	DefaultTemperature   = 0.7
+	DefaultTopK          = 40
+	DefaultTopP          = 0.9
+	DefaultMinP          = 0.05
+	DefaultRepeatPenalty = 1.1
+	DefaultRepeatLastN   = 64
+	DefaultMaxTokens     = 256
+	DefaultContextSize   = 2048
+	DefaultBatchSize     = 512
+	DefaultQueueSize     = 4
+)
+
+// Generator answers queries with a local GGUF model. It implements
+// agent.Generator and is safe for concurrent use.
+type Generator struct {
+	o   Options
+	log *slog.Logger
+
+	admit chan struct{} // one slot per running or waiting request
+	turn  chan struct{} // held by the request that owns the context
+
+	mu      sync.Mutex // guards the fields below
+	m       *cModel
+	c       *cContext
+	tmpl    string // chat template in use, "" for plain completion
+	idle    *time.Timer
+	closed  bool
+	loadErr error
+
+	abortMu  sync.Mutex
+	abortReq uint64 // the request whose ctx may set the abort flag
+	reqSeq   uint64
+}
+
+// New validates o, loads the model and creates its context. The returned
+// Generator must be closed.
+func New(ctx context.Context, o Options) (*Generator, error) {
+	if o.Path == "" {
+		return nil, errors.New("llm: no model path")
+	}
+	if o.Name == "" {
+		base := o.Path[strings.LastIndexByte(o.Path, '/')+1:]
+		o.Name = strings.TrimSuffix(base, ".gguf")
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.NumCPU()
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = DefaultMaxTokens
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.QueueSize < 0 {
+		o.QueueSize = 0
+	}
+	if o.MMap == "" {
+		o.MMap = MMapAuto
+	}
+	switch o.MMap {
+	case MMapAuto, MMapOn, MMapOff:
+	default:
+		return nil, fmt.Errorf("llm: mmap %q: must be auto, on or off", o.MMap)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	g := &Generator{
+		o:     o,
+		log:   o.Log,
+		admit: make(chan struct{}, 1+o.QueueSize),
+		turn:  make(chan struct{}, 1),
+	}
+	backendInit(o.Log.With("component", "llama.cpp"))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.loadLocked(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// loadLocked loads the model and context; g.mu is held.
+func (g *Generator) loadLocked() error {
+	start := time.Now()
+	info, err := gguf.Inspect(g.o.Path)
+	if err != nil {
+		return fmt.Errorf("load model %s: %w", g.o.Path, err)
+	}
+	if arch := info.String("general.architecture"); arch == "" {
+		return fmt.Errorf("load model %s: %w: no general.architecture", g.o.Path, gguf.ErrCorrupt)
+	}
+	repack := !g.o.NoRepack && hasRepackable(info)
+	mmap := g.o.MMap == MMapOn || g.o.MMap == MMapAuto && !repack
+	m, err := loadModel(g.o.Path, loadParams{mmap: mmap, repack: !g.o.NoRepack})
+	if err != nil {
+		return fmt.Errorf("load model %s: %w", g.o.Path, err)
+	}
+	nctx := g.o.ContextSize
+	if nctx <= 0 {
+		nctx = min(DefaultContextSize, m.nCtxTrain())
+		if nctx <= 0 {
+			nctx = DefaultContextSize
+		}
+	}
+	c, err := newContext(m, contextParams{nCtx: nctx, nBatch: min(g.o.BatchSize, nctx), threads: g.o.Threads, threadsBatch: g.o.Threads})
+	if err != nil {
+		m.free()
+		return fmt.Errorf("create context for %s: %w", g.o.Path, err)
+	}
+	tmpl := g.o.ChatTemplate
+	if tmpl == "" {
+		tmpl = m.chatTemplate()
+	}
+	if tmpl == "none" {
+		tmpl = ""
+	}
+	if tmpl != "" {
+		if _, ok := applyTemplate(tmpl, []string{"user"}, []string{"hi"}); !ok {
+			g.log.Warn("chat template not supported by llama.cpp; using a plain completion prompt", "model", g.o.Name)
+			tmpl = ""
+		}
+	}
+	g.m, g.c, g.tmpl = m, c, tmpl
+	g.log.Info("llm model loaded", "model", g.o.Name, "path", g.o.Path, "params", m.nParams(), "bytes", m.size(),
+		"ctx", c.nCtx(), "threads", g.o.Threads, "mmap", mmap, "repack", repack, "chat_template", tmpl != "",
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// hasRepackable reports whether ggml's CPU repack would copy some of the
+// file's matrices (types with an interleaved layout for AVX2/NEON kernels).
+func hasRepackable(info *gguf.Info) bool {
+	for _, t := range info.Tensors {
+		if len(t.Dims) < 2 {
+			continue
+		}
+		switch t.Type {
+		case gguf.Q4_0, gguf.Q4_K, gguf.IQ4_NL:
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Generator) unloadLocked() {
+	if g.c != nil {
+		g.c.free()
+		g.c = nil
+	}
+	if g.m != nil {
+		g.m.free()
+		g.m = nil
+	}
+}
+
+// Close waits for the running request, then frees the model. Generate
+// returns ErrClosed afterwards.
+func (g *Generator) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	if g.idle != nil {
+		g.idle.Stop()
+	}
+	g.mu.Unlock()
+	g.turn <- struct{}{}
+	defer func() { <-g.turn }()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.unloadLocked()
+	return nil
+}
+
+// Loaded reports whether the model is in memory now (KeepAlive may have
+// freed it).
+func (g *Generator) Loaded() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m != nil
+}
+
+// Model is the name reported in answers.
+func (g *Generator) Model() string { return g.o.Name }
+
+// Generate answers q, calling emit with each piece of text as it is
+// produced. A full queue returns agent.ErrBusy at once; a canceled ctx
+// stops generation within one token and returns ctx's error with the text
+// produced so far.
+func (g *Generator) Generate(ctx context.Context, q agent.Query, emit func(token string)) (agent.Answer, error) {
+	select {
+	case g.admit <- struct{}{}:
+	default:
+		return agent.Answer{}, fmt.Errorf("llm: %d requests running or waiting: %w", cap(g.admit), agent.ErrBusy)
+	}
+	defer func() { <-g.admit }()
+	select {
+	case g.turn <- struct{}{}:
+	case <-ctx.Done():
+		return agent.Answer{}, ctx.Err()
+	}
+	defer func() { <-g.turn }()
+
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return agent.Answer{}, ErrClosed
+	}
+	if g.idle != nil {
+		g.idle.Stop()
+	}
+	if g.m == nil {
+		g.log.Info("llm model reloading after idle unload", "model", g.o.Name)
+		if err := g.loadLocked(); err != nil {
+			g.mu.Unlock()
+			return agent.Answer{}, err
+		}
+	}
+	m, c, tmpl := g.m, g.c, g.tmpl
+	g.mu.Unlock()
+	defer g.armIdle()
+
+	text, err := g.generate(ctx, m, c, tmpl, q, emit)
+	ans := agent.Answer{ID: q.ID, Answer: text, Tier: agent.TierLLM, Model: g.o.Name}
+	return ans, err
+}
+
+// armIdle schedules the idle unload after a request.
+func (g *Generator) armIdle() {
+	if g.o.KeepAlive <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	if g.idle == nil {
+		g.idle = time.AfterFunc(g.o.KeepAlive, g.idleUnload)
+		return
+	}
+	g.idle.Reset(g.o.KeepAlive)
+}
+
+func (g *Generator) idleUnload() {
+	// Only when nobody holds or waits for the context: a request that
+	// arrives meanwhile re-arms the timer when it ends.
+	select {
+	case g.turn <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-g.turn }()
+	if len(g.admit) > 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.m == nil {
+		return
+	}
+	g.unloadLocked()
+	g.log.Info("llm model unloaded after idle time", "model", g.o.Name, "keep_alive", g.o.KeepAlive)
+}
+
+// Prompt renders the prompt text for user text as Generate would, for
+// inspection (hedge's tests and `hedge doctor`).
+func (g *Generator) Prompt(text string) string {
+	g.mu.Lock()
+	tmpl := g.tmpl
+	g.mu.Unlock()
+	p, _ := buildPrompt(tmpl, g.o.SystemPrompt, text)
+	return p
+}
+
+// buildPrompt applies the chat template; with none it returns the plain
+// completion prompt: the system prompt and a blank line (if any), then the
+// text. templated reports which.
+func buildPrompt(tmpl, system, text string) (prompt string, templated bool) {
+	if tmpl != "" {
+		roles, contents := []string{"user"}, []string{text}
+		if system != "" {
+			roles = append([]string{"system"}, roles...)
+			contents = append([]string{system}, contents...)
+		}
+		if p, ok := applyTemplate(tmpl, roles, contents); ok {
+			return p, true
+		}
+	}
+	if system != "" {
+		return system + "\n\n" + text, false
+	}
+	return text, false
+}
+
+func (g *Generator) sampling() sampling {
+	o := g.o
+	seed := uint32(o.Seed)
+	if o.Seed < 0 {
+		seed = rand.Uint32()
+	}
+	return sampling{
+		Temperature: float32(o.Temperature), TopK: o.TopK, TopP: float32(o.TopP), MinP: float32(o.MinP),
+		RepeatPenalty: float32(o.RepeatPenalty), RepeatLastN: o.RepeatLastN, Seed: seed,
+	}
+}
+
+// generate runs one request on the context it owns (g.turn is held).
+func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (string, error) {
+	prompt, templated := buildPrompt(tmpl, g.o.SystemPrompt, q.Text)
+	toks, err := m.tokenize(prompt, true, templated)
+	if err != nil {
+		return "", fmt.Errorf("llm: %w", err)
+	}
+	if len(toks) == 0 {
+		if m.bos() < 0 {
+			return "", errors.New("llm: empty prompt and the model has no BOS token")
+		}
+		toks = []int32{m.bos()}
+	}
+	nctx := c.nCtx()
+	if len(toks) >= nctx {
+		return "", fmt.Errorf("llm: %w: the prompt is %d tokens, the context holds %d (llm.context_size)", ErrPromptTooLong, len(toks), nctx)
+	}
+	maxTokens := g.o.MaxTokens
+	if q.MaxTokens > 0 {
+		maxTokens = q.MaxTokens
+	}
+
+	// Cancellation: ctx's end raises the abort flag that ggml polls during
+	// a decode; the loop below also checks ctx between tokens. A request
+	// number keeps a late AfterFunc of a finished request from aborting
+	// the next one.
+	g.abortMu.Lock()
+	g.reqSeq++
+	req := g.reqSeq
+	g.abortReq = req
+	c.setAbort(false)
+	g.abortMu.Unlock()
+	stopAbort := context.AfterFunc(ctx, func() {
+		g.abortMu.Lock()
+		defer g.abortMu.Unlock()
+		if g.abortReq == req {
+			c.setAbort(true)
+		}
+	})
+	defer func() {
+		stopAbort()
+		g.abortMu.Lock()
+		g.abortReq = 0
+		c.setAbort(false)
+		g.abortMu.Unlock()
+	}()
+
+	c.clear()
+	smp := newSampler(g.sampling())
+	defer smp.free()
+
+	st := newStreamer(g.o.Stop, emit)
+	if err := c.decode(toks, 0); err != nil {
+		if errors.Is(err, errAborted) && ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("llm: prompt: %w", err)
+	}
+	pos := len(toks)
+	var piece []byte
+	for n := 0; n < maxTokens; n++ {
+		if err := ctx.Err(); err != nil {
+			st.flush()
+			return st.text(), err
+		}
+		tok := smp.sample(c)
+		if m.isEOG(tok) {
+			break
+		}
+		piece = m.piece(piece[:0], tok)
+		if st.push(piece) {
+			break
+		}
+		if n+1 == maxTokens || pos >= nctx {
+			break // no decode for a token that will not be sampled from, or no room
+		}
+		if err := c.decode([]int32{tok}, pos); err != nil {
+			st.flush()
+			if errors.Is(err, errAborted) && ctx.Err() != nil {
+				return st.text(), ctx.Err()
+			}
+			return st.text(), fmt.Errorf("llm: %w", err)
+		}
+		pos++
+	}
+	st.flush()
+	return st.text(), nil
+}
+
+var _ agent.Generator = (*Generator)(nil)

@@ -1,0 +1,154 @@
+package slm
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/hedge-edge/hedge/agent"
+)
+
+// Classifier is a trained compact model running in ONNX Runtime. It is
+// safe for concurrent use: each call has its own tensors and the session is
+// shared.
+type Classifier struct {
+	sess      *Session
+	feat      Featurizer
+	labels    []string
+	oos       int // index of the out-of-scope class, -1 if none
+	threshold float64
+	hidden    int
+}
+
+var _ agent.Classifier = (*Classifier)(nil)
+
+// LoadClassifier creates the ONNX Runtime session of a verified bundle.
+// The session is created once here and reused by every Classify.
+func (r *Runtime) LoadClassifier(b *Bundle) (*Classifier, error) {
+	s, err := r.NewSession(b.Model, []string{InputIndices, InputWeights}, []string{OutputProbs, OutputHidden})
+	if err != nil {
+		return nil, fmt.Errorf("load classifier %s: %w", b.Dir, err)
+	}
+	c := &Classifier{sess: s, feat: b.Featurizer, labels: b.Labels.Labels, oos: -1, threshold: b.Calibration.Threshold}
+	if b.Labels.OutOfScope != "" {
+		c.oos = slices.Index(c.labels, b.Labels.OutOfScope)
+	}
+	// One probe query checks that the graph's outputs have the shapes the
+	// labels promise: a model and labels.json from different trainings
+	// fail here, at startup, not on the first query.
+	probs, hid, err := c.Run("hello")
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("load classifier %s: probe: %w", b.Dir, err)
+	}
+	if len(probs) != len(c.labels) {
+		s.Close()
+		return nil, fmt.Errorf("load classifier %s: %w: the model has %d classes, %s lists %d", b.Dir, ErrCorruptModel, len(probs), FileLabels, len(c.labels))
+	}
+	c.hidden = len(hid)
+	return c, nil
+}
+
+// Close frees the session.
+func (c *Classifier) Close() error { return c.sess.Close() }
+
+// Labels returns the class labels in output order.
+func (c *Classifier) Labels() []string { return c.labels }
+
+// Run returns the calibrated class probabilities of text and its hidden
+// vector, computed by ONNX Runtime.
+func (c *Classifier) Run(text string) (probs, hidden []float32, err error) {
+	f := c.feat.Featurize(text)
+	n := int64(len(f.Index))
+	idx := make([]int64, n)
+	for i, r := range f.Index {
+		idx[i] = int64(r)
+	}
+	in0, err := ort.NewTensor(ort.NewShape(1, n), idx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("classify: indices tensor: %w", err)
+	}
+	defer in0.Destroy()
+	in1, err := ort.NewTensor(ort.NewShape(1, 1, n), f.Weight)
+	if err != nil {
+		return nil, nil, fmt.Errorf("classify: weights tensor: %w", err)
+	}
+	defer in1.Destroy()
+	outs := []ort.Value{nil, nil}
+	if err := c.sess.Run([]ort.Value{in0, in1}, outs); err != nil {
+		return nil, nil, fmt.Errorf("classify: onnx runtime: %w", err)
+	}
+	defer outs[0].Destroy()
+	defer outs[1].Destroy()
+	p, ok0 := outs[0].(*ort.Tensor[float32])
+	h, ok1 := outs[1].(*ort.Tensor[float32])
+	if !ok0 || !ok1 {
+		return nil, nil, fmt.Errorf("classify: %w: outputs are not float tensors", ErrCorruptModel)
+	}
+	return slices.Clone(p.GetData()), slices.Clone(h.GetData()), nil
+}
+
+// Classify returns text's intent: the best class, its calibrated
+// confidence, the top three and the normalized hidden vector. When the
+// best class is the out-of-scope one, Name is "" and Confidence is that of
+// the best in-scope class, so the policy moves the query on.
+func (c *Classifier) Classify(ctx context.Context, text string) (agent.Intent, error) {
+	if err := ctx.Err(); err != nil {
+		return agent.Intent{}, err
+	}
+	probs, hid, err := c.Run(text)
+	if err != nil {
+		return agent.Intent{}, err
+	}
+	return c.intent(probs, hid), nil
+}
+
+func (c *Classifier) intent(probs, hid []float32) agent.Intent {
+	order := make([]int, len(probs))
+	for i := range order {
+		order[i] = i
+	}
+	// Stable by index on ties, so equal texts get equal answers.
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case probs[a] > probs[b]:
+			return -1
+		case probs[a] < probs[b]:
+			return 1
+		}
+		return 0
+	})
+	in := agent.Intent{Threshold: c.threshold, Vector: normalize(hid)}
+	for _, i := range order[:min(3, len(order))] {
+		in.Top = append(in.Top, agent.Scored{Intent: c.labels[i], Confidence: float64(probs[i])})
+	}
+	for _, i := range order {
+		if i == c.oos {
+			continue
+		}
+		if order[0] != c.oos {
+			in.Name = c.labels[i]
+		}
+		in.Confidence = float64(probs[i])
+		break
+	}
+	return in
+}
+
+func normalize(v []float32) []float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	if s == 0 {
+		return v
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for i := range v {
+		v[i] *= inv
+	}
+	return v
+}

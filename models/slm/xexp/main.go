@@ -1,0 +1,142 @@
+// temporary experiment driver (to be deleted)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hedge-edge/hedge/models/slm"
+	"github.com/hedge-edge/hedge/models/slm/evaluate"
+)
+
+func main() {
+	cfg := slm.DefaultTrainConfig()
+	flag.IntVar(&cfg.Dim, "dim", cfg.Dim, "")
+	flag.IntVar(&cfg.Hidden, "hidden", cfg.Hidden, "")
+	flag.IntVar(&cfg.Members, "members", cfg.Members, "")
+	flag.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "")
+	flag.IntVar(&cfg.Batch, "batch", cfg.Batch, "")
+	flag.Float64Var(&cfg.LR, "lr", cfg.LR, "")
+	flag.Float64Var(&cfg.WeightDecay, "wd", cfg.WeightDecay, "")
+	flag.Float64Var(&cfg.EmbDecay, "ed", cfg.EmbDecay, "")
+	flag.Float64Var(&cfg.DropFeature, "df", cfg.DropFeature, "")
+	flag.Float64Var(&cfg.DropEmbed, "de", cfg.DropEmbed, "")
+	flag.Float64Var(&cfg.DropHidden, "dh", cfg.DropHidden, "")
+	flag.Float64Var(&cfg.LabelSmoothing, "ls", cfg.LabelSmoothing, "")
+	flag.IntVar(&cfg.Feat.Buckets, "buckets", cfg.Feat.Buckets, "")
+	flag.IntVar(&cfg.Feat.CharMin, "cmin", cfg.Feat.CharMin, "")
+	flag.IntVar(&cfg.Feat.CharMax, "cmax", cfg.Feat.CharMax, "")
+	flag.IntVar(&cfg.Feat.WordNgrams, "wn", cfg.Feat.WordNgrams, "")
+	oosClass := flag.Bool("oos", true, "")
+	quant := flag.Bool("q", false, "")
+	mix := flag.Int("mix", 0, "")
+	rnd := flag.Int("rnd", 0, "")
+	flag.Parse()
+	ds, err := evaluate.LoadCLINC150("/work/shared/datasets/clinc150/data_full.json")
+	if err != nil {
+		panic(err)
+	}
+	labels := append([]string{}, ds.Intents...)
+	if *oosClass {
+		labels = append(labels, "oos")
+	}
+	li := map[string]int{}
+	for i, l := range labels {
+		li[l] = i
+	}
+	var tr []slm.Example
+	for _, it := range ds.Train {
+		if l, ok := li[it.Label]; ok {
+			tr = append(tr, slm.Example{Text: it.Text, Label: l})
+		}
+	}
+	if *mix > 0 || *rnd > 0 {
+		rng := rand.New(rand.NewPCG(7, 7))
+		var vocab []string
+		var tok [][]string
+		for _, e := range tr {
+			w := strings.Fields(e.Text)
+			tok = append(tok, w)
+			vocab = append(vocab, w...)
+		}
+		n := len(tr)
+		oi := li["oos"]
+		for i := 0; i < *mix; i++ {
+			a, b := rng.IntN(n), rng.IntN(n)
+			if tr[a].Label == tr[b].Label {
+				continue
+			}
+			wa, wb := tok[a], tok[b]
+			t := strings.Join(append(append([]string{}, wa[:len(wa)/2]...), wb[len(wb)/2:]...), " ")
+			tr = append(tr, slm.Example{Text: t, Label: oi})
+		}
+		for i := 0; i < *rnd; i++ {
+			k := 2 + rng.IntN(10)
+			var w []string
+			for j := 0; j < k; j++ {
+				w = append(w, vocab[rng.IntN(len(vocab))])
+			}
+			tr = append(tr, slm.Example{Text: strings.Join(w, " "), Label: oi})
+		}
+	}
+	t0 := time.Now()
+	m, err := slm.Train(context.Background(), tr, labels, cfg)
+	if err != nil {
+		panic(err)
+	}
+	used := 0
+	for r := 0; r < cfg.Feat.Buckets; r++ {
+		for _, v := range m.Nets[0].Emb[r*cfg.Dim : (r+1)*cfg.Dim] {
+			if v != 0 {
+				used++
+				break
+			}
+		}
+	}
+	fmt.Fprintln(os.Stderr, "train", time.Since(t0), "used rows", used)
+	if *quant {
+		m.Quantize()
+	}
+	var vl [][]float32
+	var vy []int
+	for _, it := range ds.Val {
+		if l, ok := li[it.Label]; ok {
+			vl = append(vl, m.Logits(cfg.Feat.Featurize(it.Text), nil))
+			vy = append(vy, l)
+		}
+	}
+	m.Temperature = slm.FitTemperature(vl, vy)
+	score := func(items []evaluate.Item) []evaluate.Scored {
+		var out []evaluate.Scored
+		for _, it := range items {
+			p := m.Predict(cfg.Feat.Featurize(it.Text))
+			best := 0
+			for i, v := range p.Probs {
+				if v > p.Probs[best] {
+					best = i
+				}
+			}
+			pred := labels[best]
+			if pred == "oos" {
+				pred = ""
+			}
+			out = append(out, evaluate.Scored{Gold: it.Label, Pred: pred, Conf: float64(p.Probs[best])})
+		}
+		return out
+	}
+	vs, ts := score(ds.Val), score(ds.Test)
+	th := evaluate.PickByRecall(vs, 0.75)
+	lt := evaluate.PickLarson(vs)
+	r0 := evaluate.At(ts, 0)
+	r := evaluate.At(ts, th)
+	rl := evaluate.At(ts, lt)
+	ro := evaluate.At(ts, evaluate.PickByRecall(ts, 0.75))
+	fmt.Printf("oracle test@.75: in %.2f oos %.2f ", 100*ro.InScopeAccuracy, 100*ro.OOSRecall)
+	fmt.Printf("T=%.3f  th0: in %.2f oos %.2f | R.75 th %.3f: in %.2f oos %.2f | larson th %.3f: in %.2f oos %.2f  %v\n",
+		m.Temperature, 100*r0.InScopeAccuracy, 100*r0.OOSRecall, th, 100*r.InScopeAccuracy, 100*r.OOSRecall, lt, 100*rl.InScopeAccuracy, 100*rl.OOSRecall, os.Args[1:])
+}
