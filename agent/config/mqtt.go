@@ -36,7 +36,7 @@ type MQTT struct {
 	// Prefix is the first topic level: <prefix>/<device>/query.
 	Prefix string `yaml:"prefix"`
 	// QoS of replies, status and discovery messages (and of the request
-	// subscription).
+	// subscription): 1 (the default) or 2.
 	QoS int `yaml:"qos"`
 	// CleanSession off (the default) keeps the broker session, so requests
 	// published while hedge is away are delivered when it is back.
@@ -188,8 +188,8 @@ func (m *MQTT) validate() []string {
 	if why := topicNameProblem(m.Prefix); why != "" {
 		bad("prefix", fmt.Sprintf("%q", m.Prefix), why)
 	}
-	if m.QoS < 0 || m.QoS > 2 {
-		bad("qos", m.QoS, "must be 0, 1 or 2")
+	if m.QoS < 1 || m.QoS > 2 {
+		bad("qos", m.QoS, "must be 1 or 2: every request must get its reply, which QoS 0 cannot promise across a reconnect")
 	}
 	if m.KeepAlive < time.Second {
 		bad("keepalive", m.KeepAlive, "must be at least 1s")

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/store"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi"
 	"github.com/hedge-edge/hedge/agent/transport/local"
 	"github.com/hedge-edge/hedge/platform"
 )
@@ -81,16 +83,47 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 	closers = append(closers, st.Close)
 
+	tel := newTelemetry(cfg, log)
+	ready := httpapi.NewReadiness("socket")
 	opts := agent.Options{
 		Log:            log,
 		Limits:         agent.Limits{MaxQueryBytes: cfg.Limits.MaxQueryBytes, MaxTokens: cfg.Limits.MaxTokens},
 		RequestTimeout: cfg.Limits.RequestTimeout,
 		ShutdownGrace:  cfg.Limits.ShutdownGrace,
 		CacheTTL:       cfg.Cache.TTL,
+		Observe:        tel.Observe,
 	}
 	if cfg.Cache.Enabled {
-		opts.Cache = st
+		opts.Cache = tel.WrapCache(st)
 	}
+
+	// Tiers, cheapest first. Each one is optional; a configured tier that
+	// fails to open stops hedge with the reason, rather than serving less
+	// than the config asks for.
+	var versions []string
+	if cfg.SLM.Enabled {
+		ready.Set("slm", false)
+		clf, skills, v, closeSLM, err := wireSLMWith(ctx, cfg, log, nil)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, closeSLM)
+		opts.Classifier, opts.Skills, opts.SLMModel = clf, skills, v
+		versions = append(versions, v)
+		ready.Set("slm", true)
+	}
+	if cfg.LLM.Model != "" {
+		ready.Set("llm", false)
+		gen, closeLLM, err := wireLLM(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, closeLLM)
+		opts.LLM = tel.WrapLLM(gen)
+		versions = append(versions, "llm:"+cfg.LLM.Model)
+		ready.Set("llm", true)
+	}
+	opts.CacheVersion = strings.Join(versions, "+")
 
 	sock, err := local.Listen(cfg.Socket, local.Options{
 		MaxRequestBytes: agent.MaxRequestBytes(cfg.Limits.MaxQueryBytes),
@@ -101,15 +134,39 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	closers = append(closers, sock.Close)
+	ready.Set("socket", true)
 	transports := []agent.Transport{sock}
 
+	web, err := wireHTTP(ctx, cfg, tel, ready, log)
+	if err != nil {
+		return err
+	}
+	if web != nil {
+		transports = append(transports, web)
+	}
+
 	a := agent.New(opts)
+	// READY=1 only now: every listener is open.
 	if _, err := platform.Notify("READY=1"); err != nil {
 		log.Warn("sd_notify failed", "err", err)
 	}
-	log.Info("hedge ready", "device", cfg.Device, "socket", cfg.Socket, "state_dir", filepath.Clean(cfg.StateDir))
+	// The watchdog pings only while the store answers and hedge is not
+	// shutting down, so systemd restarts a hedge that hangs.
+	healthy := func() bool {
+		_, _, err := st.OutboxStats(ctx)
+		return err == nil && ctx.Err() == nil
+	}
+	go func() {
+		if err := platform.Watchdog(ctx, healthy, log); err != nil {
+			log.Warn("watchdog off", "err", err)
+		}
+	}()
+	stopNotify := context.AfterFunc(ctx, func() { _, _ = platform.Notify("STOPPING=1") })
+	defer stopNotify()
+	log.Info("hedge ready", "device", cfg.Device, "socket", cfg.Socket, "state_dir", filepath.Clean(cfg.StateDir),
+		"slm", opts.Classifier != nil, "llm", opts.LLM != nil, "http", web != nil)
 	err = a.Run(ctx, transports...)
-	_, _ = platform.Notify("STOPPING=1")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

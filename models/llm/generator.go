@@ -88,6 +88,20 @@ type Options struct {
 	NoRepack bool
 	// Log receives load events and llama.cpp's warnings; default discards.
 	Log *slog.Logger
+	// OnStats, when set, receives the counts and timings of each request
+	// that reached generation (for metrics and benchmarks).
+	OnStats func(Stats)
+}
+
+// Stats describes one request's work.
+type Stats struct {
+	PromptTokens int
+	// PromptTime is the time llama.cpp took to process the prompt.
+	PromptTime time.Duration
+	// Tokens is how many tokens were sampled; GenTime is the time from the
+	// end of the prompt to the last token (sampling and decoding).
+	Tokens  int
+	GenTime time.Duration
 }
 
 // Sampling defaults (llama.cpp's own, except a lower temperature for
@@ -461,12 +475,21 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	defer smp.free()
 
 	st := newStreamer(g.o.Stop, emit)
+	stats := Stats{PromptTokens: len(toks)}
+	t0 := time.Now()
+	if g.o.OnStats != nil {
+		defer func() {
+			stats.GenTime = time.Since(t0) - stats.PromptTime
+			g.o.OnStats(stats)
+		}()
+	}
 	if err := c.decode(toks, 0); err != nil {
 		if errors.Is(err, errAborted) && ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		return "", fmt.Errorf("llm: prompt: %w", err)
 	}
+	stats.PromptTime = time.Since(t0)
 	pos := len(toks)
 	var piece []byte
 	for n := 0; n < maxTokens; n++ {
@@ -478,6 +501,7 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 		if m.isEOG(tok) {
 			break
 		}
+		stats.Tokens++
 		piece = m.piece(piece[:0], tok)
 		if st.push(piece) {
 			break

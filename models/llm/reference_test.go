@@ -85,9 +85,9 @@ func (r *refModel) rope(x []float64, pos, hd int) {
 		for i := 0; i < hd/2; i++ {
 			theta := float64(pos) * math.Pow(float64(r.s.RopeBase), -2*float64(i)/float64(hd))
 			c, s := math.Cos(theta), math.Sin(theta)
-			a, b := x[h*hd+i], x[h*hd+i+hd/2]
-			x[h*hd+i] = a*c - b*s
-			x[h*hd+i+hd/2] = a*s + b*c
+			a, b := x[h*hd+2*i], x[h*hd+2*i+1]
+			x[h*hd+2*i] = a*c - b*s
+			x[h*hd+2*i+1] = a*s + b*c
 		}
 	}
 }

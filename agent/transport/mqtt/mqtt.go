@@ -54,7 +54,10 @@ type Options struct {
 
 	Prefix string // "hedge"
 	Device string // required: the second topic level
-	QoS    byte   // of replies, status, the subscription; 1
+	// QoS of replies, status and the subscription: 1 (0 is taken as 1)
+	// or 2. At-most-once is not offered: a reply lost in a reconnect would
+	// leave its asker without an answer.
+	QoS byte
 	// CleanSession off (the default) keeps the session at the broker, so
 	// requests published while hedge is away wait for it.
 	CleanSession   bool
@@ -147,6 +150,9 @@ func New(o Options) (*Transport, error) {
 	}
 	if o.Replies == nil {
 		return nil, errors.New("mqtt: no reply store")
+	}
+	if o.QoS == 0 {
+		o.QoS = 1
 	}
 	if o.QoS > 2 {
 		return nil, fmt.Errorf("mqtt: qos %d: must be 0, 1 or 2", o.QoS)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -126,7 +127,7 @@ func TestThousandRequestsTenClients(t *testing.T) {
 // requests are being published: every request is answered, each computed
 // once, and any redelivered reply carries the same bytes.
 func TestBrokerRestart(t *testing.T) {
-	b := mqtttest.Start(t, mqtttest.Config{Persistence: true})
+	b := mqtttest.Start(t, mqtttest.Config{Persistence: true, Extra: os.Getenv("HEDGE_TEST_MOSQ_EXTRA")})
 	h := newEcho()
 	hd := serve(t, mqtt.Options{Brokers: []string{b.URL}, ClientID: "hedge-restart"}, h)
 
