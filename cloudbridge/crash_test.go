@@ -1,3 +1,5 @@
+//go:build linux
+
 package cloudbridge
 
 import (
@@ -129,11 +131,14 @@ func TestCrashMidDrain(t *testing.T) {
 		envDeliveries+"="+deliveries, envHangOn+"=question 2", envMarker+"="+marker)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	// However the test ends, the child does not outlive it.
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	waitFor(t, "the child to store e2's answer and hang on e3", 30*time.Second, func() bool {
 		select {
 		case err := <-exited:

@@ -295,7 +295,7 @@ func (b *Bridge) deliver(ctx context.Context, e store.OutboxEntry, ans agent.Ans
 		}
 	}
 	b.count(func(s *Stats) { s.Late++ })
-	b.release(ctx, e.Key, time.Time{})
+	b.ack(ctx, e.Key)
 }
 
 func (b *Bridge) ack(ctx context.Context, key string) {

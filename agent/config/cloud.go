@@ -1,9 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -227,6 +230,45 @@ func (c *Cloud) validate() []string {
 		p = append(p, problem("cloud.anonymize.min_entropy", c.Anonymize.MinEntropy, "must be between 0 (default) and 8 bits per character"))
 	}
 	return p
+}
+
+// Key returns the API key: HEDGE_CLOUD_API_KEY if set, else the first
+// line of cloud.api_key_file, else "" (servers on your own network often
+// need none). The file must belong to its reader alone: a key file that
+// group or others may read is refused, saying why. Errors never hold the key.
+func (c Cloud) Key() (Secret, error) {
+	if c.APIKey != "" || c.APIKeyFile == "" {
+		return c.APIKey, nil
+	}
+	f, err := os.Open(c.APIKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("read cloud.api_key_file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("read cloud.api_key_file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("read cloud.api_key_file: %s is not a regular file", c.APIKeyFile)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("read cloud.api_key_file: %s has mode %04o, so other users can read the API key; "+
+			"hedge refuses it: run chmod 600 %s", c.APIKeyFile, perm, c.APIKeyFile)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("read cloud.api_key_file: %w", err)
+	}
+	key, _, _ := strings.Cut(string(data), "\n")
+	key = strings.TrimSpace(key)
+	switch {
+	case key == "":
+		return "", fmt.Errorf("read cloud.api_key_file: %s: the first line is empty", c.APIKeyFile)
+	case strings.ContainsAny(key, " \t"):
+		return "", errors.New("read cloud.api_key_file: " + c.APIKeyFile + ": the key holds white space")
+	}
+	return Secret(key), nil
 }
 
 // redactURL hides a password in a URL so that a config error can quote it.

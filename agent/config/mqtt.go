@@ -100,7 +100,7 @@ func defaultMQTT() MQTT {
 		ConnectTimeout: 10 * time.Second,
 		ReconnectMax:   30 * time.Second,
 		MaxInflight:    8,
-		Queue:          256,
+		Queue:          1024,
 		Embedded:       MQTTEmbedded{Listen: "127.0.0.1:1883"},
 		HomeAssistant:  MQTTHomeAssistant{Prefix: "homeassistant", Interval: 30 * time.Second},
 	}

@@ -224,6 +224,11 @@ func (a *Anonymizer) Anonymize(text string) Result {
 	b.Grow(len(text))
 	next := map[Kind]int{}
 	byValue := map[string]string{} // kind + "\x00" + value → placeholder
+	// Placeholders the text already holds literally are never handed out.
+	taken := map[string]bool{}
+	for _, ph := range placeholderRe.FindAllString(text, -1) {
+		taken[ph] = true
+	}
 	keep := map[Kind]bool{}
 	last := 0
 	for _, s := range spans {
@@ -237,7 +242,7 @@ func (a *Anonymizer) Anonymize(text string) Result {
 			for {
 				next[s.Kind]++
 				ph = Placeholder(s.Kind, next[s.Kind])
-				if !strings.Contains(text, ph) {
+				if !taken[ph] {
 					break
 				}
 			}

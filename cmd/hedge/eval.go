@@ -34,6 +34,10 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lib := fs.String("runtime-library", os.Getenv("HEDGE_SLM_RUNTIME_LIBRARY"), "ONNX Runtime shared library (default: beside hedge, then the fetch-ort cache)")
 	seed := fs.Uint64("seed", 1, "training seed")
 	members := fs.Int("members", 0, "ensemble members (0: the default)")
+	writeFT := fs.String("write-fasttext", "", "write the splits in fastText's format to this directory and exit (make bench)")
+	ftVal := fs.String("baseline-val", "", "fastText predict-prob output for the validation texts, to print a baseline row (make bench)")
+	ftTest := fs.String("baseline-test", "", "fastText predict-prob output for the test texts")
+	ftBytes := fs.Int64("baseline-bytes", 0, "the baseline model's size in bytes")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,6 +61,25 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "hedge eval: %v\n", err)
 		return 1
+	}
+	if *writeFT != "" {
+		if err := evaluate.WriteFastText(ds, *writeFT); err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	var baseline []evaluate.Row
+	if (*ftVal == "") != (*ftTest == "") {
+		fmt.Fprintln(stderr, "hedge eval: --baseline-val and --baseline-test go together")
+		return 2
+	}
+	if *ftVal != "" {
+		baseline, err = readBaseline(ds, *ftVal, *ftTest, *target)
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
 	}
 	path, err := slm.FindLibrary(*lib)
 	if err != nil {
@@ -111,14 +134,41 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "hedge %s on CLINC150 test (%d in-scope + out-of-scope items); threshold picked on validation\n", r.Encoder, len(ds.Test))
-	fmt.Fprintf(stdout, "%-32s %9s %9s %9s %9s\n", "threshold rule", "threshold", "in-scope", "oos rec.", "coverage")
-	for _, row := range []evaluate.Row{r.Target, r.Larson, r.Unthresholded} {
-		fmt.Fprintf(stdout, "%-32s %9.3f %8.1f%% %8.1f%% %8.1f%%\n", row.Name, row.Threshold, 100*row.InScopeAccuracy, 100*row.OOSRecall, 100*row.Coverage)
+	fmt.Fprintf(stdout, "%-44s %9s %9s %9s %9s\n", "threshold rule", "threshold", "in-scope", "oos rec.", "coverage")
+	rows := []evaluate.Row{r.Target, r.Larson, r.Unthresholded}
+	for i := range rows {
+		rows[i].Name = "hedge " + r.Encoder + ": " + rows[i].Name
+	}
+	for _, row := range append(rows, baseline...) {
+		fmt.Fprintf(stdout, "%-44s %9.3f %8.1f%% %8.1f%% %8.1f%%\n", row.Name, row.Threshold, 100*row.InScopeAccuracy, 100*row.OOSRecall, 100*row.Coverage)
 	}
 	fmt.Fprintf(stdout, "model %.2f MB; classify p50 %.0f µs, p99 %.0f µs on %d thread; trained in %.0f s; temperature %.3f, validation ECE %.3f\n",
 		float64(r.ModelBytes)/1e6, r.P50us, r.P99us, r.Threads, r.TrainSeconds, r.Temperature, r.ValECE)
+	if *ftBytes > 0 {
+		fmt.Fprintf(stdout, "baseline model %.2f MB\n", float64(*ftBytes)/1e6)
+	}
 	if *plotPath != "" {
 		fmt.Fprintf(stdout, "plot: %s\n", *plotPath)
 	}
 	return 0
+}
+
+func readBaseline(ds evaluate.Dataset, valPath, testPath string, target float64) ([]evaluate.Row, error) {
+	read := func(path string, items []evaluate.Item) ([]evaluate.Scored, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return evaluate.ReadFastTextPredictions(f, items)
+	}
+	val, err := read(valPath, ds.Val)
+	if err != nil {
+		return nil, err
+	}
+	test, err := read(testPath, ds.Test)
+	if err != nil {
+		return nil, err
+	}
+	return evaluate.Baseline("fastText", val, test, target), nil
 }

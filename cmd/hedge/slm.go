@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/intents"
 	"github.com/hedge-edge/hedge/models/slm"
+	"github.com/hedge-edge/hedge/models/slm/transformer"
 	"github.com/hedge-edge/hedge/platform"
 )
 
@@ -34,9 +36,6 @@ func wireSLMWith(ctx context.Context, cfg config.Config, log *slog.Logger, pub a
 	noop := func() error { return nil }
 	if !cfg.SLM.Enabled {
 		return nil, nil, "", noop, nil
-	}
-	if cfg.SLM.Encoder != "compact" {
-		return nil, nil, "", noop, fmt.Errorf("slm: encoder %q is not available in this build; use compact", cfg.SLM.Encoder)
 	}
 	log = log.With("component", "slm")
 	set, err := intents.Load(cfg.SLM.Intents)
@@ -60,12 +59,20 @@ func wireSLMWith(ctx context.Context, cfg config.Config, log *slog.Logger, pub a
 	if err != nil {
 		return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
 	}
-	opts := buildOptions(cfg.SLM.Seed)
-	key := modelKey(set, opts)
 	base := cfg.SLM.ModelDir
 	if base == "" {
 		base = filepath.Join(cfg.StateDir, "slm")
 	}
+	if cfg.SLM.Encoder == "transformer" {
+		c, version, closeFn, err := wireTransformer(ctx, cfg, set, rt, base, log)
+		if err != nil {
+			rt.Close()
+			return nil, nil, "", noop, fmt.Errorf("slm: %w", err)
+		}
+		return c, intents.NewSkills(set, facts, pub), version, func() error { return errors.Join(closeFn(), rt.Close()) }, nil
+	}
+	opts := buildOptions(cfg.SLM.Seed)
+	key := modelKey(set, opts)
 	dir := filepath.Join(base, key)
 	b, err := slm.LoadBundle(dir)
 	if errors.Is(err, slm.ErrNoModel) {
@@ -159,3 +166,62 @@ func progressBar(w io.Writer, what string) (update func(done, total int), finish
 	return update, finish
 }
 
+// wireTransformer loads the configured encoder and the head trained on the
+// intents for it (training and saving it first when absent).
+func wireTransformer(ctx context.Context, cfg config.Config, set *intents.Set, rt *slm.Runtime, base string, log *slog.Logger) (agent.Classifier, string, func() error, error) {
+	tc := cfg.SLM.Transformer
+	enc, err := transformer.LoadEncoder(rt, tc.Model, tc.Tokenizer, tc.MaxLength)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	h := sha256.New()
+	for _, p := range []string{tc.Model, tc.Tokenizer} {
+		f, err := os.Open(p)
+		if err != nil {
+			enc.Close()
+			return nil, "", nil, err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			enc.Close()
+			return nil, "", nil, fmt.Errorf("hash %s: %w", p, err)
+		}
+	}
+	encSum := hex.EncodeToString(h.Sum(nil))
+	hc := transformer.DefaultHeadConfig()
+	hc.Seed = cfg.SLM.Seed
+	k := sha256.New()
+	fmt.Fprintf(k, "%s\x00transformer\x00%s\x00%s\x00%d\x00%+v", slm.ManifestFormat, set.Hash, encSum, tc.MaxLength, hc)
+	key := "tf-" + hex.EncodeToString(k.Sum(nil))[:21]
+	dir := filepath.Join(base, key)
+	b, err := slm.LoadBundle(dir)
+	if errors.Is(err, slm.ErrNoModel) {
+		log.Info("training intent head on the transformer encoder", "intents", intentsName(cfg.SLM.Intents), "dir", dir)
+		labels, oos := set.Labels()
+		texts, ys := set.Examples()
+		c := slm.Corpus{Labels: labels, OutOfScope: oos, Source: set.Hash}
+		for i, t := range texts {
+			c.Examples = append(c.Examples, slm.Example{Text: t, Label: ys[i]})
+		}
+		b, _, _, err = transformer.Build(ctx, enc, c, 0.2, hc)
+		if err == nil {
+			b.Manifest.EncoderModel = encSum
+			err = b.Save(dir)
+		}
+	}
+	if err != nil {
+		enc.Close()
+		if errors.Is(err, slm.ErrCorruptModel) {
+			err = fmt.Errorf("%w; delete %s to retrain it", err, dir)
+		}
+		return nil, "", nil, err
+	}
+	clf, err := transformer.LoadClassifier(rt, enc, b)
+	if err != nil {
+		enc.Close()
+		return nil, "", nil, err
+	}
+	log.Info("intent model loaded", "encoder", "transformer", "model", tc.Model, "intents", len(set.File.Intents))
+	return clf, key, func() error { return errors.Join(clf.Close(), enc.Close()) }, nil
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/models/slm/transformer/testbert"
 )
 
 // ortLibrary runs scripts/fetch-ort.sh (a fresh machine downloads the
@@ -237,5 +238,50 @@ func TestEvalCommand(t *testing.T) {
 	}
 	if code := eval(context.Background(), []string{"--data", data, "--format", "csv"}, &stdout, &stderr); code != 2 {
 		t.Errorf("bad format: exit %d", code)
+	}
+}
+
+// TestWireSLMTransformer wires the transformer path with the generated
+// BERT-like test encoder (random weights, Hugging Face names and shapes).
+func TestWireSLMTransformer(t *testing.T) {
+	dir := t.TempDir()
+	cfg := slmConfig(t, dir)
+	cfg.SLM.Encoder = "transformer"
+	cfg.SLM.Transformer.Model = filepath.Join(dir, "encoder.onnx")
+	cfg.SLM.Transformer.Tokenizer = filepath.Join(dir, "tokenizer.json")
+	os.WriteFile(cfg.SLM.Transformer.Model, testbert.Encoder(32, true, 1), 0o644)
+	os.WriteFile(cfg.SLM.Transformer.Tokenizer, testbert.TokenizerJSON(), 0o644)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	clf, sk, version, closeFn, err := wireSLM(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := clf.Classify(context.Background(), "hello there")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Top) != 3 || len(in.Vector) != 32 || !strings.HasPrefix(version, "tf-") {
+		t.Errorf("intent %+v version %q", in, version)
+	}
+	if _, ok := sk.Spec(in.Top[0].Intent); !ok && in.Top[0].Intent != "out_of_scope" {
+		t.Errorf("top intent %q is not in the intents file", in.Top[0].Intent)
+	}
+	closeFn()
+	if !strings.Contains(logs.String(), "training intent head") {
+		t.Errorf("no head training logged:\n%s", logs.String())
+	}
+	logs.Reset()
+	_, _, v2, closeFn, err := wireSLM(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeFn()
+	if v2 != version || strings.Contains(logs.String(), "training") {
+		t.Errorf("second start retrained (%q → %q)", version, v2)
+	}
+	cfg.SLM.Transformer.Tokenizer = filepath.Join(dir, "missing.json")
+	if _, _, _, _, err := wireSLM(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("missing tokenizer: %v", err)
 	}
 }

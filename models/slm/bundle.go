@@ -59,7 +59,14 @@ type Manifest struct {
 	Source  string `json:"source_sha256"`
 	Seed    uint64 `json:"seed"`
 	Encoder string `json:"encoder"`
+	// EncoderModel is the sha256 of a transformer encoder's ONNX file and
+	// its tokenizer.json, which the head was trained on.
+	EncoderModel string `json:"encoder_sha256,omitempty"`
 }
+
+// compact reports whether the bundle is the compact model (with a
+// featurizer) rather than a transformer head.
+func (m Manifest) compact() bool { return m.Encoder != "transformer" }
 
 // ManifestFormat is the Format of the manifests this hedge writes.
 const ManifestFormat = "hedge-slm/1"
@@ -82,7 +89,11 @@ func (b *Bundle) Save(dir string) error {
 		return fmt.Errorf("save model: %w", err)
 	}
 	files := map[string][]byte{FileModel: b.Model}
-	for name, v := range map[string]any{FileLabels: b.Labels, FileFeaturizer: b.Featurizer, FileCalib: b.Calibration} {
+	parts := map[string]any{FileLabels: b.Labels, FileCalib: b.Calibration}
+	if b.Manifest.compact() {
+		parts[FileFeaturizer] = b.Featurizer
+	}
+	for name, v := range parts {
 		data, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			return fmt.Errorf("save model: %s: %w", name, err)
@@ -160,7 +171,11 @@ func LoadBundle(dir string) (*Bundle, error) {
 	if b.Model, err = read(FileModel); err != nil {
 		return nil, err
 	}
-	for name, dst := range map[string]any{FileLabels: &b.Labels, FileFeaturizer: &b.Featurizer, FileCalib: &b.Calibration} {
+	parts := map[string]any{FileLabels: &b.Labels, FileCalib: &b.Calibration}
+	if b.Manifest.compact() {
+		parts[FileFeaturizer] = &b.Featurizer
+	}
+	for name, dst := range parts {
 		data, err := read(name)
 		if err != nil {
 			return nil, err
@@ -172,7 +187,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 	if len(b.Labels.Labels) == 0 {
 		return nil, fmt.Errorf("load model %s: %w: %s has no labels", dir, ErrCorruptModel, FileLabels)
 	}
-	if err := b.Featurizer.Validate(); err != nil {
+	if err := b.Featurizer.Validate(); b.Manifest.compact() && err != nil {
 		return nil, fmt.Errorf("load model %s: %w: %v", dir, ErrCorruptModel, err)
 	}
 	return b, nil

@@ -103,10 +103,16 @@ func (c *Classifier) Classify(ctx context.Context, text string) (agent.Intent, e
 	if err != nil {
 		return agent.Intent{}, err
 	}
-	return c.intent(probs, hid), nil
+	return MakeIntent(c.labels, c.oos, c.threshold, probs, hid), nil
 }
 
-func (c *Classifier) intent(probs, hid []float32) agent.Intent {
+// MakeIntent turns class probabilities into an agent.Intent: the best
+// class, its confidence, the top three, the classifier's threshold and the
+// normalized vector. oos is the out-of-scope class's index (-1: none);
+// when it is the best class, Name is "" and Confidence is that of the best
+// in-scope class, so the policy moves the query on. vector is normalized
+// in place.
+func MakeIntent(labels []string, oos int, threshold float64, probs, vector []float32) agent.Intent {
 	order := make([]int, len(probs))
 	for i := range order {
 		order[i] = i
@@ -121,16 +127,16 @@ func (c *Classifier) intent(probs, hid []float32) agent.Intent {
 		}
 		return 0
 	})
-	in := agent.Intent{Threshold: c.threshold, Vector: normalize(hid)}
+	in := agent.Intent{Threshold: threshold, Vector: normalize(vector)}
 	for _, i := range order[:min(3, len(order))] {
-		in.Top = append(in.Top, agent.Scored{Intent: c.labels[i], Confidence: float64(probs[i])})
+		in.Top = append(in.Top, agent.Scored{Intent: labels[i], Confidence: float64(probs[i])})
 	}
 	for _, i := range order {
-		if i == c.oos {
+		if i == oos {
 			continue
 		}
-		if order[0] != c.oos {
-			in.Name = c.labels[i]
+		if order[0] != oos {
+			in.Name = labels[i]
 		}
 		in.Confidence = float64(probs[i])
 		break

@@ -262,7 +262,10 @@ func (s *Server) Serve(ctx context.Context, h agent.Handler) error {
 		return errors.New("socket: Serve called twice")
 	}
 	reqCtx := context.WithoutCancel(ctx)
-	stop := context.AfterFunc(ctx, func() { s.Close() })
+	// Shutdown wakes Accept with a deadline rather than closing the
+	// listener: connections already in its backlog are accepted below and
+	// answered, not reset.
+	stop := context.AfterFunc(ctx, func() { s.ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	var failed error
@@ -271,7 +274,7 @@ func (s *Server) Serve(ctx context.Context, h agent.Handler) error {
 	for {
 		nc, err := s.ln.AcceptUnix()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				break
 			}
 			if transientAccept(err) {
@@ -306,6 +309,9 @@ func (s *Server) Serve(ctx context.Context, h agent.Handler) error {
 		}
 		go s.serveConn(reqCtx, h, c)
 	}
+	if failed == nil {
+		s.acceptBacklog(reqCtx, h)
+	}
 	s.Close()
 
 	s.mu.Lock()
@@ -315,6 +321,26 @@ func (s *Server) Serve(ctx context.Context, h agent.Handler) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	return failed
+}
+
+// acceptBacklog accepts, during shutdown, the connections clients opened
+// before it began, so that their requests get shutting_down replies instead
+// of a reset connection.
+func (s *Server) acceptBacklog(ctx context.Context, h agent.Handler) {
+	s.ln.SetDeadline(time.Now().Add(shutdownReadWindow))
+	for {
+		nc, err := s.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		c := &conn{s: s, nc: nc}
+		c.closing.Store(true)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(ctx, h, c)
+	}
 }
 
 // transientAccept reports whether an accept error is a shortage that passes
@@ -363,6 +389,14 @@ func (c *conn) stopReading() {
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
+// On shutdown, lines a client sent before it began are answered with
+// shutting_down: those that arrive within shutdownReadWindow, at most
+// maxShutdownReplies of them per connection.
+const (
+	shutdownReadWindow = 100 * time.Millisecond
+	maxShutdownReplies = 1024
+)
+
 func (s *Server) serveConn(ctx context.Context, h agent.Handler, c *conn) {
 	defer func() {
 		c.nc.Close()
@@ -403,10 +437,18 @@ func (s *Server) serveConn(ctx context.Context, h agent.Handler, c *conn) {
 	if c.closing.Load() {
 		// Lines the client pipelined and we already read are requests we
 		// took: each gets its reply, shutting_down, rather than silence.
-		for lr.bufferedLine() {
-			line, _, _, _ := lr.next()
-			q, _ := agent.DecodeRequest(line, 0) // for the id only
-			c.write(agent.ErrorAnswer(q.ID, agent.Errorf(agent.CodeShuttingDown, "hedge is shutting down; retry later")))
+		// So are lines the client had sent before shutdown that still sit
+		// in the kernel's buffer: read what arrives within a short window.
+		c.nc.SetReadDeadline(time.Now().Add(shutdownReadWindow))
+		for n := 0; n < maxShutdownReplies; n++ {
+			line, complete, _, err := lr.next()
+			if complete {
+				q, _ := agent.DecodeRequest(line, 0) // for the id only
+				c.write(agent.ErrorAnswer(q.ID, agent.Errorf(agent.CodeShuttingDown, "hedge is shutting down; retry later")))
+			}
+			if err != nil || c.isBroken() {
+				break
+			}
 		}
 	}
 	s.log.Debug("connection closed", "caller", c.caller)
@@ -547,17 +589,6 @@ func (l *lineReader) next() (line []byte, complete, tooLarge bool, err error) {
 		}
 		return l.buf, false, tooLarge, err
 	}
-}
-
-// bufferedLine reports whether a whole line is already in the buffer, so
-// next returns it without reading from the connection.
-func (l *lineReader) bufferedLine() bool {
-	n := l.r.Buffered()
-	if n == 0 {
-		return false
-	}
-	b, _ := l.r.Peek(n)
-	return bytes.IndexByte(b, '\n') >= 0
 }
 
 var _ agent.Transport = (*Server)(nil)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,8 @@ type ReplyStore interface {
 // goes to, so two devices that both number their requests from 1 never get
 // each other's replies. Hashed to keep the key short whatever reply_to is.
 func dedupKey(replyTo, id string) string {
-	h := sha256.Sum256([]byte(replyTo + "\x00" + id))
+	// Length-prefixed, so no (reply_to, id) pair can spell another's.
+	h := sha256.Sum256([]byte(strconv.Itoa(len(replyTo)) + ":" + replyTo + id))
 	return "mqtt:" + hex.EncodeToString(h[:16])
 }
 

@@ -243,9 +243,7 @@ func (tr *Transport) refuseBusy(m paho.Message) {
 			return
 		}
 	}
-	if tr.busy.Add(1) == 1 && debugStacks != nil {
-		debugStacks()
-	}
+	tr.busy.Add(1)
 	tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, agent.Errorf(agent.CodeBusy,
 		"hedge is busy: %d requests are waiting; retry later", cap(tr.queue))), m)
 }
@@ -328,5 +326,3 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-var debugStacks func()

@@ -66,7 +66,11 @@ type Options struct {
 	ReconnectMax   time.Duration // 30s
 
 	Workers int // requests answered at once; 8
-	Queue   int // requests waiting for a worker before busy replies; 256
+	// Queue is how many requests may wait for a worker before new ones get
+	// busy replies; 1024. A broker may hand over its whole backlog at once
+	// after a restart (mosquitto does, beyond max_inflight_messages), so
+	// this is sized for a backlog, not for the steady state.
+	Queue int
 	// MaxRequestBytes bounds a request payload; 0 means
 	// agent.MaxRequestBytes(16 KiB).
 	MaxRequestBytes int
@@ -175,7 +179,7 @@ func New(o Options) (*Transport, error) {
 	if o.Queue < 0 {
 		o.Queue = 0
 	} else if o.Queue == 0 {
-		o.Queue = 256
+		o.Queue = 1024
 	}
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = agent.MaxRequestBytes(16 << 10)

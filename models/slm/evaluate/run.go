@@ -6,7 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/models/slm"
+	"github.com/hedge-edge/hedge/models/slm/transformer"
 )
 
 // Options sets an evaluation.
@@ -17,6 +19,9 @@ type Options struct {
 	// OOSClass trains the out-of-scope training items as a class of their
 	// own (Larson et al.'s oos-train); without it they are left out.
 	OOSClass bool
+	// MixNegatives adds that many synthetic out-of-scope training
+	// examples (slm.MixNegatives) when OOSClass is set.
+	MixNegatives int
 	// TargetRecall R picks the reported threshold: the lowest whose
 	// validation out-of-scope recall is at least R.
 	TargetRecall float64
@@ -67,7 +72,11 @@ func Run(ctx context.Context, ds Dataset, o Options) (Report, error) {
 		return ex
 	}
 	start := time.Now()
-	m, err := slm.Train(ctx, examples(ds.Train), labels, o.Train)
+	train := examples(ds.Train)
+	if o.OOSClass && o.MixNegatives > 0 {
+		train = append(train, slm.MixNegatives(train, index[OOS], o.MixNegatives, o.Train.Seed)...)
+	}
+	m, err := slm.Train(ctx, train, labels, o.Train)
 	if err != nil {
 		return Report{}, fmt.Errorf("evaluate: %w", err)
 	}
@@ -95,6 +104,12 @@ func Run(ctx context.Context, ds Dataset, o Options) (Report, error) {
 		return Report{}, fmt.Errorf("evaluate: %w", err)
 	}
 	defer clf.Close()
+	return measure(ctx, ds, clf, r)
+}
+
+// measure scores the validation and test splits with clf, picks the
+// thresholds on validation and fills r's rows, curve and latency.
+func measure(ctx context.Context, ds Dataset, clf agent.Classifier, r Report) (Report, error) {
 	score := func(items []Item, lat *[]time.Duration) ([]Scored, error) {
 		out := make([]Scored, 0, len(items))
 		for _, it := range items {
@@ -130,8 +145,8 @@ func Run(ctx context.Context, ds Dataset, o Options) (Report, error) {
 		}
 	}
 	r.ValECE = slm.ECE(conf, correct, 10)
-	r.Target = At(ts, PickByRecall(vs, o.TargetRecall))
-	r.Target.Name = fmt.Sprintf("val OOS recall ≥ %.2f", o.TargetRecall)
+	r.Target = At(ts, PickByRecall(vs, r.TargetRecall))
+	r.Target.Name = fmt.Sprintf("val OOS recall ≥ %.2f", r.TargetRecall)
 	r.Larson = At(ts, PickLarson(vs))
 	r.Larson.Name = "Larson (max val acc + recall)"
 	r.Unthresholded = At(ts, 0)
@@ -143,4 +158,59 @@ func Run(ctx context.Context, ds Dataset, o Options) (Report, error) {
 	}
 	r.P50us, r.P99us = q(0.50), q(0.99)
 	return r, nil
+}
+
+// RunTransformer is Run for the transformer encoder: it embeds the
+// training split with enc, trains the head (out-of-scope items as a class),
+// fits its temperature on validation and measures through ONNX Runtime.
+// The model bytes are the encoder's plus the head's.
+func RunTransformer(ctx context.Context, ds Dataset, enc *transformer.Encoder, encoderBytes int, hc transformer.HeadConfig, o Options) (Report, error) {
+	labels := append(slices.Clone(ds.Intents), OOS)
+	index := map[string]int{}
+	for i, l := range labels {
+		index[l] = i
+	}
+	start := time.Now()
+	embed := func(items []Item) ([][]float32, []int, error) {
+		xs, ys := make([][]float32, 0, len(items)), make([]int, 0, len(items))
+		for i, it := range items {
+			v, err := enc.Embed(ctx, it.Text)
+			if err != nil {
+				return nil, nil, fmt.Errorf("evaluate: %w", err)
+			}
+			xs, ys = append(xs, v), append(ys, index[it.Label])
+			if o.Train.Progress != nil {
+				o.Train.Progress(i+1, len(items))
+			}
+		}
+		return xs, ys, nil
+	}
+	xs, ys, err := embed(ds.Train)
+	if err != nil {
+		return Report{}, err
+	}
+	hd, err := transformer.TrainHead(ctx, xs, ys, len(labels), hc)
+	if err != nil {
+		return Report{}, fmt.Errorf("evaluate: %w", err)
+	}
+	vx, vy, err := embed(ds.Val)
+	if err != nil {
+		return Report{}, err
+	}
+	logits := make([][]float32, len(vx))
+	for i, x := range vx {
+		logits[i] = hd.Logits(x)
+	}
+	hd.Temperature = slm.FitTemperature(logits, vy)
+	model := hd.Export()
+	b := &slm.Bundle{Dir: "(evaluation)", Model: model, Labels: slm.Labels{Labels: labels, OutOfScope: OOS},
+		Manifest: slm.Manifest{Encoder: "transformer"}}
+	clf, err := transformer.LoadClassifier(o.Runtime, enc, b)
+	if err != nil {
+		return Report{}, fmt.Errorf("evaluate: %w", err)
+	}
+	defer clf.Close()
+	r := Report{Encoder: "transformer", TargetRecall: o.TargetRecall, ModelBytes: encoderBytes + len(model), Threads: o.Runtime.Threads(),
+		TrainSeconds: time.Since(start).Seconds(), Temperature: hd.Temperature}
+	return measure(ctx, ds, clf, r)
 }

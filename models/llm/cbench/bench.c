@@ -1,0 +1,113 @@
+// bench.c: the C baseline for scripts/bench-llm.sh. It does what hedge's
+// generator does per request, directly on llama.h: load, tokenize, decode
+// the prompt, then sample (greedy) and decode one token at a time, and it
+// prints the same JSON as models/llm/llmbench. Built by bench-llm.sh
+// against the c-archive of lib.go (hedge's own llama.cpp build).
+//
+//   cbench MODEL THREADS N_GEN REPS MMAP(0|1) PROMPT
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "llama.h"
+
+static double now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void quiet(enum ggml_log_level level, const char *text, void *ud) {
+	(void)ud;
+	if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
+static double peak_rss_mb(void) {
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	double kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+	if (f) fclose(f);
+	return kb / 1024;
+}
+
+static int cmp(const void *a, const void *b) {
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+	if (argc != 7) {
+		fprintf(stderr, "usage: cbench MODEL THREADS N_GEN REPS MMAP PROMPT\n");
+		return 2;
+	}
+	const char *path = argv[1];
+	int threads = atoi(argv[2]), n_gen = atoi(argv[3]), reps = atoi(argv[4]), use_mmap = atoi(argv[5]);
+	const char *prompt = argv[6];
+	llama_log_set(quiet, NULL);
+	llama_backend_init();
+	double t0 = now();
+	struct llama_model_params mp = llama_model_default_params();
+	mp.n_gpu_layers = 0;
+	mp.use_mmap = use_mmap;
+	struct llama_model *model = llama_model_load_from_file(path, mp);
+	if (!model) { fprintf(stderr, "cbench: load failed\n"); return 1; }
+	const struct llama_vocab *vocab = llama_model_get_vocab(model);
+	struct llama_context_params cp = llama_context_default_params();
+	cp.n_ctx = 1024;
+	cp.n_batch = cp.n_ubatch = 512;
+	cp.n_seq_max = 1;
+	cp.n_threads = cp.n_threads_batch = threads;
+	cp.no_perf = true;
+	struct llama_context *ctx = llama_init_from_model(model, cp);
+	if (!ctx) { fprintf(stderr, "cbench: context failed\n"); return 1; }
+	double load_s = now() - t0;
+
+	int n_prompt = -llama_tokenize(vocab, prompt, strlen(prompt), NULL, 0, true, false);
+	llama_token *toks = malloc(sizeof(llama_token) * (n_prompt + 1));
+	llama_tokenize(vocab, prompt, strlen(prompt), toks, n_prompt, true, false);
+	struct llama_batch batch = llama_batch_init(512, 0, 1);
+	double *pps = calloc(reps + 1, sizeof(double)), *gps = calloc(reps + 1, sizeof(double));
+	int n_done = 0;
+	for (int r = 0; r <= reps; r++) {
+		llama_memory_clear(llama_get_memory(ctx), true);
+		struct llama_sampler_chain_params sp = llama_sampler_chain_default_params();
+		sp.no_perf = true;
+		struct llama_sampler *smpl = llama_sampler_chain_init(sp);
+		llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
+		double a = now();
+		for (int i = 0; i < n_prompt; i++) {
+			batch.token[i] = toks[i]; batch.pos[i] = i; batch.n_seq_id[i] = 1;
+			batch.seq_id[i][0] = 0; batch.logits[i] = i == n_prompt - 1;
+		}
+		batch.n_tokens = n_prompt;
+		if (llama_decode(ctx, batch)) { fprintf(stderr, "cbench: decode failed\n"); return 1; }
+		double b = now();
+		int pos = n_prompt;
+		n_done = 0;
+		for (int i = 0; i < n_gen; i++) {
+			llama_token t = llama_sampler_sample(smpl, ctx, -1);
+			if (llama_vocab_is_eog(vocab, t)) break;
+			n_done++;
+			if (i + 1 == n_gen) break;
+			batch.token[0] = t; batch.pos[0] = pos++; batch.n_seq_id[0] = 1;
+			batch.seq_id[0][0] = 0; batch.logits[0] = 1; batch.n_tokens = 1;
+			if (llama_decode(ctx, batch)) { fprintf(stderr, "cbench: decode failed\n"); return 1; }
+		}
+		double c = now();
+		llama_sampler_free(smpl);
+		pps[r] = n_prompt / (b - a);
+		gps[r] = n_done / (c - b);
+	}
+	// Run 0 is the warm-up; the median of the rest is reported.
+	qsort(pps + 1, reps, sizeof(double), cmp);
+	qsort(gps + 1, reps, sizeof(double), cmp);
+	printf("{\"impl\":\"c\",\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%d,\"prompt_tps\":%.3f,"
+	       "\"gen_tokens\":%d,\"gen_tps\":%.3f,\"peak_rss_mb\":%.1f,\"load_s\":%.3f}\n",
+	       path, threads, n_prompt, pps[1 + reps / 2], n_done, gps[1 + reps / 2], peak_rss_mb(), load_s);
+	llama_batch_free(batch);
+	llama_free(ctx);
+	llama_model_free(model);
+	return 0;
+}

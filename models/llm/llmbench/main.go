@@ -1,0 +1,88 @@
+// Command llmbench measures hedge's local LLM tier on one GGUF file:
+// prompt and generation tokens per second and the process's peak RSS. It
+// prints one JSON line; scripts/bench-llm.sh runs it beside the C baseline
+// (models/llm/cbench) and node-llama-cpp on the same files.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/models/llm"
+)
+
+func main() {
+	model := flag.String("model", "", "GGUF file")
+	threads := flag.Int("threads", 2, "threads")
+	prompt := flag.String("prompt", "", "prompt text")
+	gen := flag.Int("gen", 32, "tokens to generate")
+	reps := flag.Int("reps", 3, "measured runs (after one warm-up)")
+	mmap := flag.String("mmap", "auto", "auto, on or off")
+	flag.Parse()
+	if *model == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	start := time.Now()
+	var last llm.Stats
+	g, err := llm.New(context.Background(), llm.Options{
+		Path: *model, Threads: *threads, Temperature: 0, ContextSize: 1024, BatchSize: 512,
+		MaxTokens: *gen, MMap: *mmap, Log: slog.New(slog.DiscardHandler),
+		OnStats: func(s llm.Stats) { last = s },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "llmbench:", err)
+		os.Exit(1)
+	}
+	defer g.Close()
+	load := time.Since(start)
+	var pps, gps []float64
+	for i := 0; i <= *reps; i++ {
+		if _, err := g.Generate(context.Background(), agent.Query{Text: *prompt}, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "llmbench:", err)
+			os.Exit(1)
+		}
+		if i == 0 {
+			continue // warm-up: page faults, first-touch allocations
+		}
+		pps = append(pps, float64(last.PromptTokens)/last.PromptTime.Seconds())
+		gps = append(gps, float64(last.Tokens)/last.GenTime.Seconds())
+	}
+	out := map[string]any{
+		"impl": "hedge", "model": *model, "threads": *threads,
+		"prompt_tokens": last.PromptTokens, "prompt_tps": median(pps),
+		"gen_tokens": last.Tokens, "gen_tps": median(gps),
+		"peak_rss_mb": peakRSSMB(), "load_s": load.Seconds(),
+	}
+	json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+// peakRSSMB is VmHWM of this process in MiB.
+func peakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# bench-slm.sh — hedge's intent model against fastText on CLINC150, same
+# splits, same threshold rules, one table (part of `make bench`).
+#
+# fastText: Debian's package, word bigrams, char 3–5-grams, dim 100, 50
+# epochs, out-of-scope training items as a class like hedge's. The data set
+# is converted in a temporary directory, never in the repository.
+#
+#   scripts/bench-slm.sh [PLOT.png]
+#   HEDGE=bin/hedge CLINC150=path/to/data_full.json scripts/bench-slm.sh
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+data=${CLINC150:-$repo/../shared/datasets/clinc150/data_full.json}
+plot=${1:-$repo/bin/slm-clinc150.png}
+hedge=${HEDGE:-$repo/bin/hedge}
+if [ ! -x "$hedge" ]; then
+	echo "bench-slm: $hedge not found; run make build (or set HEDGE)" >&2
+	exit 1
+fi
+[ -f "$data" ] || { echo "bench-slm: CLINC150 not found at $data (set CLINC150)" >&2; exit 1; }
+"$repo/scripts/apt-ensure.sh" fasttext
+lib=$("$repo/scripts/fetch-ort.sh")
+export HEDGE_SLM_RUNTIME_LIBRARY=${HEDGE_SLM_RUNTIME_LIBRARY:-$lib}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$hedge" eval --data "$data" --format clinc150 --write-fasttext "$tmp"
+echo "bench-slm: training fastText (-minn 3 -maxn 5 -wordNgrams 2 -dim 100 -epoch 50)" >&2
+fasttext supervised -input "$tmp/train.txt" -output "$tmp/ft" \
+	-minn 3 -maxn 5 -wordNgrams 2 -dim 100 -epoch 50 -thread "$(nproc)" -verbose 0
+fasttext predict-prob "$tmp/ft.bin" "$tmp/val.txt" 1 >"$tmp/val.pred"
+fasttext predict-prob "$tmp/ft.bin" "$tmp/test.txt" 1 >"$tmp/test.pred"
+mkdir -p "$(dirname "$plot")"
+"$hedge" eval --data "$data" --format clinc150 --plot "$plot" \
+	--baseline-val "$tmp/val.pred" --baseline-test "$tmp/test.pred" \
+	--baseline-bytes "$(stat -c %s "$tmp/ft.bin")"
