@@ -127,23 +127,30 @@ func (b *breaker) failure(k failure, retryAfter time.Duration) time.Time {
 		b.set(LinkClosed)
 		return time.Time{}
 	}
-	wasTrial := b.trial || b.state != LinkClosed
-	b.trial = false
-	if b.state == LinkClosed && k == failServer && !wasTrial {
+	now := b.now()
+	switch {
+	case b.trial:
+		// The half-open trial failed: open again, waiting twice as long.
+		b.trial = false
+		b.backoff = min(b.backoff*2, b.max)
+	case b.state != LinkClosed:
+		// A request sent before the circuit opened failed too: it tells
+		// nothing new, except a longer Retry-After.
+		if until := now.Add(retryAfter); retryAfter > 0 && until.After(b.openUntil) {
+			b.openUntil = until
+		}
+		return b.openUntil
+	case k == failServer:
 		b.failures++
 		if b.failures < b.threshold {
 			return time.Time{}
 		}
 	}
-	// Open (again). A failed trial doubles the wait.
-	if wasTrial {
-		b.backoff = min(b.backoff*2, b.max)
-	}
 	wait := jitter(b.backoff)
 	if retryAfter > wait {
 		wait = retryAfter
 	}
-	b.openUntil = b.now().Add(wait)
+	b.openUntil = now.Add(wait)
 	b.failures = 0
 	b.set(LinkOpen)
 	return b.openUntil

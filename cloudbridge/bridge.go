@@ -127,10 +127,6 @@ type Stats struct {
 	Failures         int64 `json:"failures"`
 	DeliveryFailures int64 `json:"delivery_failures"`
 	TokensSpent      int64 `json:"tokens_spent"`
-	// BudgetDenied and Private count queries kept local by the budget and
-	// by keep_local entities (counted by Check, once per query).
-	BudgetDenied int64 `json:"budget_denied"`
-	Private      int64 `json:"private"`
 	// Entities counts replaced values by kind over every escalation.
 	Entities map[string]int64 `json:"entities,omitempty"`
 	// Drops counts queued escalations given up, by reason: "full" (the
@@ -207,8 +203,10 @@ var _ agent.Cloud = (*Bridge)(nil)
 // local store only: keep_local entities first, then the budget, then the
 // breaker (half-open counts as down: the monitor's probe is the trial).
 func (b *Bridge) Check(ctx context.Context, q agent.Query) agent.CloudState {
-	if b.anon.Anonymize(q.Text).Private() {
-		b.count(func(s *Stats) { s.Private++ })
+	// Check runs for every query, also those the policy answers locally
+	// anyway, so it counts nothing: the agent's replies (degraded
+	// "private", "budget") say what the cloud was denied.
+	if b.anon.KeepsLocal() && b.anon.Anonymize(q.Text).Private() {
 		return agent.CloudPrivate
 	}
 	spent, err := b.spent(ctx, q.Caller)
@@ -217,7 +215,6 @@ func (b *Bridge) Check(ctx context.Context, q agent.Query) agent.CloudState {
 		spent = true
 	}
 	if spent {
-		b.count(func(s *Stats) { s.BudgetDenied++ })
 		return agent.CloudBudget
 	}
 	if !b.br.Ready() {
@@ -326,7 +323,7 @@ func (b *Bridge) unreserve(ctx context.Context, caller string) {
 	if !b.o.Budget.active() {
 		return
 	}
-	k := keysFor(b.o.Now(), caller)
+	k := b.o.Budget.keys(b.o.Now(), caller)
 	for _, key := range []string{k.requests, k.callerRequests} {
 		if key != "" {
 			_, _ = b.o.State.Add(context.WithoutCancel(ctx), key, -1, k.expires)

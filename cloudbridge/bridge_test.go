@@ -469,9 +469,6 @@ func TestBudget(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil || errs[2] != nil || !errors.Is(errs[3], ErrBudget) {
 		t.Errorf("token budget: %v (want 3 answers of 42 tokens, then ErrBudget)", errs)
 	}
-	if s := b.Stats(ctx); s.BudgetDenied == 0 {
-		t.Error("budget denials not counted")
-	}
 }
 
 func TestConfigKindsMatchAnonymizer(t *testing.T) {

@@ -29,7 +29,8 @@ type budgetKeys struct {
 	expires                      time.Time
 }
 
-// keysFor names the counters of now's UTC day. They expire an hour after
+// keysFor names the counters of now's UTC day (see budget.keys for the
+// ones that are kept). They expire an hour after
 // the day ends, so yesterday's spending never counts today and the store
 // purges them by itself.
 func keysFor(now time.Time, caller string) budgetKeys {
@@ -57,6 +58,25 @@ func nextDay(now time.Time) time.Time {
 	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
 }
 
+// keys names the counters this budget keeps: only those with a limit, so
+// that a request costs as few fsynced writes as the limits need.
+func (b Budget) keys(now time.Time, caller string) budgetKeys {
+	k := keysFor(now, caller)
+	if b.RequestsPerDay <= 0 {
+		k.requests = ""
+	}
+	if b.TokensPerDay <= 0 {
+		k.tokens = ""
+	}
+	if b.CallerRequestsPerDay <= 0 {
+		k.callerRequests = ""
+	}
+	if b.CallerTokensPerDay <= 0 {
+		k.callerTokens = ""
+	}
+	return k
+}
+
 // spent reports whether a limit of caller's is reached today. Reading
 // counters is a local bbolt read, never the network.
 func (b *Bridge) spent(ctx context.Context, caller string) (bool, error) {
@@ -64,7 +84,7 @@ func (b *Bridge) spent(ctx context.Context, caller string) (bool, error) {
 	if !bu.active() {
 		return false, nil
 	}
-	k := keysFor(b.o.Now(), caller)
+	k := bu.keys(b.o.Now(), caller)
 	checks := []struct {
 		key   string
 		limit int64
@@ -101,7 +121,7 @@ func (b *Bridge) reserve(ctx context.Context, caller string) error {
 	} else if spent {
 		return fmt.Errorf("cloud escalation: %w", ErrBudget)
 	}
-	k := keysFor(b.o.Now(), caller)
+	k := bu.keys(b.o.Now(), caller)
 	var undo []string
 	rollback := func() {
 		for _, key := range undo {
@@ -136,7 +156,7 @@ func (b *Bridge) charge(ctx context.Context, caller string, tokens int) {
 	if tokens <= 0 || !b.o.Budget.active() {
 		return
 	}
-	k := keysFor(b.o.Now(), caller)
+	k := b.o.Budget.keys(b.o.Now(), caller)
 	for _, key := range []string{k.tokens, k.callerTokens} {
 		if key == "" {
 			continue

@@ -248,20 +248,23 @@ func (c *client) classify(ctx context.Context, ri *respInfo, err error) error {
 	case errors.As(err, &reqErr) && reqErr.HTTPStatusCode != 0:
 		status = reqErr.HTTPStatusCode
 	}
+	// The server's own message is kept for refusals only (a bad key, an
+	// unknown model: what the user must fix); other messages may echo the
+	// request and are not worth the risk of logging it.
 	detail := ""
-	if apiErr != nil && apiErr.Message != "" {
+	if apiErr != nil && apiErr.Message != "" && status >= 400 && status < 500 && status != http.StatusTooManyRequests {
 		detail = ": " + truncate(apiErr.Message, 200)
 	}
 	switch {
 	case status == http.StatusTooManyRequests:
 		ra := parseRetryAfter(ri.retryAfter, time.Now())
-		msg := "cloud is rate limiting (429)" + detail
+		msg := "cloud is rate limiting (429)"
 		if ra > 0 {
 			msg += fmt.Sprintf("; retry after %s", ra)
 		}
 		return c.fail(failThrottle, ErrUnavailable, msg, ra)
 	case status == http.StatusRequestTimeout || status >= 500:
-		return c.fail(failServer, ErrUnavailable, fmt.Sprintf("cloud server error (%d)%s", status, detail), parseRetryAfter(ri.retryAfter, time.Now()))
+		return c.fail(failServer, ErrUnavailable, fmt.Sprintf("cloud server error (%d)", status), parseRetryAfter(ri.retryAfter, time.Now()))
 	case status >= 400:
 		return c.fail(failRejected, ErrRejected, fmt.Sprintf("cloud refused the request (%d)%s", status, detail), 0)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
@@ -275,7 +278,7 @@ func (c *client) classify(ctx context.Context, ri *respInfo, err error) error {
 		// truncated stream.
 		return c.fail(failServer, ErrUnavailable, "cloud reply is malformed: "+jsonReason(err), 0)
 	}
-	return c.fail(failLink, ErrUnavailable, "cloud request failed: "+truncate(err.Error(), 200), 0)
+	return c.fail(failLink, ErrUnavailable, "cloud request failed: "+connReason(err), 0)
 }
 
 // redact removes the API key from a message, in case a server or a

@@ -43,7 +43,7 @@ type fakeCloud struct {
 	answer func(user string) string
 	tokens int // total_tokens reported per answer
 	// down makes the server drop every connection without a reply.
-	down atomic.Bool
+	down          atomic.Bool
 	chats, probes atomic.Int64
 }
 

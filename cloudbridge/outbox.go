@@ -190,8 +190,8 @@ func (b *Bridge) handle(ctx context.Context, e store.OutboxEntry) {
 	var p deferred
 	if err := json.Unmarshal(e.Payload, &p); err != nil || p.V != deferredVersion {
 		b.log.Warn("outbox entry unreadable, dropped", "key", e.Key, "err", err)
-		b.count(func(s *Stats) { s.Drops["corrupt"]++ })
 		b.ack(ctx, e.Key)
+		b.count(func(s *Stats) { s.Drops["corrupt"]++ })
 		return
 	}
 	var ans agent.Answer
@@ -237,8 +237,8 @@ func (b *Bridge) ask(ctx context.Context, e store.OutboxEntry, p deferred) (agen
 		switch {
 		case errors.Is(err, ErrRejected) && e.Attempts >= b.o.MaxAttempts:
 			b.log.Warn("cloud refused a queued escalation, dropped", "key", e.Key, "attempts", e.Attempts, "err", err)
-			b.count(func(s *Stats) { s.Drops["rejected"]++ })
 			b.ack(ctx, e.Key)
+			b.count(func(s *Stats) { s.Drops["rejected"]++ })
 		case errors.Is(err, ErrRejected):
 			b.release(ctx, e.Key, now.Add(b.o.BackoffMin<<min(e.Attempts, 16)))
 		case errors.Is(err, ErrBudget):
@@ -294,8 +294,8 @@ func (b *Bridge) deliver(ctx context.Context, e store.OutboxEntry, ans agent.Ans
 			return
 		}
 	}
-	b.count(func(s *Stats) { s.Late++ })
 	b.ack(ctx, e.Key)
+	b.count(func(s *Stats) { s.Late++ })
 }
 
 func (b *Bridge) ack(ctx context.Context, key string) {

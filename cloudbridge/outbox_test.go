@@ -259,3 +259,25 @@ func TestAgentQueuesAndDeliversLate(t *testing.T) {
 		t.Errorf("cloud reply %+v", ans)
 	}
 }
+
+// TestCorruptEntryDropped: an entry whose payload cannot be read is
+// dropped and counted, and does not block the others.
+func TestCorruptEntryDropped(t *testing.T) {
+	f := newFakeCloud(t)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.Enqueue(ctx, store.OutboxEntry{Key: "bad", ReplyTo: "r/bad", Payload: []byte("{not json")}); err != nil {
+		t.Fatal(err)
+	}
+	courier := &recordingCourier{}
+	b, _ := testBridge(t, f.URL(), st, func(o *Options) { o.Courier = courier })
+	if err := b.Defer(ctx, agent.Query{ID: "good", Text: "hello", ReplyTo: "r/good"}); err != nil {
+		t.Fatal(err)
+	}
+	runBridge(t, b)
+	waitFor(t, "the drain", 10*time.Second, func() bool { return b.Stats(ctx).OutboxDepth == 0 && len(courier.Got()) == 1 })
+	if s := b.Stats(ctx); s.Drops["corrupt"] != 1 || courier.Got()[0].Answer.ID != "good" {
+		t.Errorf("stats %+v, deliveries %+v", s, courier.Got())
+	}
+}

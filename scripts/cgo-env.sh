@@ -53,6 +53,11 @@ amd64)
 arm64)
 	march=${HEDGE_ARM64_MARCH:-armv8.2-a+fp16+dotprod}
 	cflags="-O3 -march=$march"
+	# HEDGE_ARM64_CPU=cortex-a72|cortex-a76|cortex-a78ae: one board's core,
+	# -mcpu= (its architecture and tuning) instead of -march (docs/edge.md).
+	if [ -n "${HEDGE_ARM64_CPU:-}" ]; then
+		cflags="-O3 -mcpu=$HEDGE_ARM64_CPU"
+	fi
 	;;
 *)
 	echo "cgo-env.sh: unsupported GOARCH '$arch' (want amd64 or arm64)" >&2

@@ -30,8 +30,9 @@ type MQTT struct {
 	// password. The password itself never lives in this file: it comes from
 	// HEDGE_MQTT_PASSWORD or from PasswordFile.
 	PasswordFile string `yaml:"password_file"`
-	// Password is set from HEDGE_MQTT_PASSWORD only.
-	Password string  `yaml:"-"`
+	// Password is set from HEDGE_MQTT_PASSWORD only; it wins over
+	// PasswordFile.
+	Password Secret  `yaml:"-"`
 	TLS      MQTTTLS `yaml:"tls"`
 	// Prefix is the first topic level: <prefix>/<device>/query.
 	Prefix string `yaml:"prefix"`
@@ -72,6 +73,7 @@ type MQTTTLS struct {
 type MQTTActions struct {
 	// Allow lists the topic filters (+ and # wildcards) an intent action may
 	// publish to; any other topic is refused. Empty refuses every action.
+	// The default, home/#, covers the starter intents' lights, fan and plug.
 	Allow []string `yaml:"allow"`
 }
 
@@ -101,6 +103,7 @@ func defaultMQTT() MQTT {
 		ReconnectMax:   30 * time.Second,
 		MaxInflight:    8,
 		Queue:          1024,
+		Actions:        MQTTActions{Allow: []string{"home/#"}},
 		Embedded:       MQTTEmbedded{Listen: "127.0.0.1:1883"},
 		HomeAssistant:  MQTTHomeAssistant{Prefix: "homeassistant", Interval: 30 * time.Second},
 	}
@@ -129,7 +132,7 @@ func (m *MQTT) env() []envOverride {
 		{"HEDGE_MQTT_BROKER", setString(&m.Broker)},
 		{"HEDGE_MQTT_CLIENT_ID", setString(&m.ClientID)},
 		{"HEDGE_MQTT_USERNAME", setString(&m.Username)},
-		{"HEDGE_MQTT_PASSWORD", setString(&m.Password)},
+		{"HEDGE_MQTT_PASSWORD", func(v string) error { m.Password = Secret(v); return nil }},
 		{"HEDGE_MQTT_PASSWORD_FILE", setString(&m.PasswordFile)},
 		{"HEDGE_MQTT_ENABLED", func(v string) error {
 			b, err := strconv.ParseBool(v)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -98,12 +97,7 @@ const DefaultMinEntropy = 3.5
 type Anonymizer struct {
 	policy     map[Kind]Action
 	minEntropy float64
-	names      []nameList
-}
-
-type nameList struct {
-	kind Kind
-	re   *regexp.Regexp
+	names      []*nameList
 }
 
 // New compiles the name lists and checks the policy.
@@ -127,38 +121,22 @@ func New(o Options) (*Anonymizer, error) {
 		kind  Kind
 		names []string
 	}{{Person, people}, {Org, o.Names.Orgs}, {Location, locations}} {
-		re := compileNames(l.names)
-		if re != nil {
-			a.names = append(a.names, nameList{l.kind, re})
+		if nl := compileNames(l.kind, l.names); nl != nil {
+			a.names = append(a.names, nl)
 		}
 	}
 	return a, nil
 }
 
-// compileNames builds one case-insensitive alternation, longest names first
-// so that "Anna Maria" wins over "Anna". Word boundaries are checked by the
-// caller, because regexp's \b knows only ASCII letters.
-func compileNames(names []string) *regexp.Regexp {
-	var alts []string
-	seen := map[string]bool{}
-	for _, n := range names {
-		n = strings.Join(strings.Fields(n), " ")
-		if n == "" || seen[strings.ToLower(n)] {
-			continue
+// KeepsLocal reports whether the policy keeps any kind on the device; when
+// it does not, no text is ever private.
+func (a *Anonymizer) KeepsLocal() bool {
+	for _, act := range a.policy {
+		if act == KeepLocal {
+			return true
 		}
-		seen[strings.ToLower(n)] = true
-		// Inner white space matches any run of white space.
-		parts := strings.Split(n, " ")
-		for i, p := range parts {
-			parts[i] = regexp.QuoteMeta(p)
-		}
-		alts = append(alts, strings.Join(parts, `\s+`))
 	}
-	if len(alts) == 0 {
-		return nil
-	}
-	sort.SliceStable(alts, func(i, j int) bool { return len(alts[i]) > len(alts[j]) })
-	return regexp.MustCompile(`(?i)(?:` + strings.Join(alts, "|") + `)`)
+	return false
 }
 
 // Action returns the policy's action for k.

@@ -165,6 +165,9 @@ func TestPolicyKeepLocal(t *testing.T) {
 	if r2 := a.Anonymize("mail x@example.com"); r2.Private() {
 		t.Errorf("KeepLocal = %v for a text with no keep_local kind", r2.KeepLocal)
 	}
+	if !a.KeepsLocal() || testAnonymizer(t, nil).KeepsLocal() {
+		t.Error("KeepsLocal does not follow the policy")
+	}
 	if a.Action(Email) != Replace || a.Action(IBAN) != KeepLocal {
 		t.Error("Action does not follow the policy")
 	}
@@ -228,5 +231,27 @@ func TestParseKind(t *testing.T) {
 	}
 	if _, ok := ParseKind("ssn"); ok {
 		t.Error("ParseKind(ssn) ok")
+	}
+}
+
+func TestNamesCaseAndSpace(t *testing.T) {
+	a := testAnonymizer(t, nil)
+	for text, want := range map[string]string{
+		"ask ZOË now":                "ZOË",
+		"MARIA\tSCHMIDT called":      "MARIA\tSCHMIDT",
+		"maria\n schmidt called":     "maria\n schmidt",
+		"Lena, Jonas and Lena again": "Lena",
+		"ada lovelace":               "ada lovelace",
+		"Jonas's bike":               "Jonas",
+	} {
+		spans := a.Detect(text)
+		if len(spans) == 0 || text[spans[0].Start:spans[0].End] != want || spans[0].Kind != Person {
+			t.Errorf("Detect(%q) = %v, want person %q first", text, spans, want)
+		}
+	}
+	for _, text := range []string{"Jonasson", "xLena", "Maria Schmidtke", "adalovelace"} {
+		if spans := a.Detect(text); len(spans) != 0 {
+			t.Errorf("Detect(%q) = %v, want nothing", text, spans)
+		}
 	}
 }

@@ -24,6 +24,9 @@ type Span struct {
 func (a *Anonymizer) Detect(text string) []Span {
 	var cands []cand
 	for _, d := range detectors {
+		if d.need != nil && !d.need(text) {
+			continue
+		}
 		if d.retry {
 			cands = append(cands, retrySearch(d, text)...)
 			continue
@@ -44,9 +47,10 @@ func (a *Anonymizer) Detect(text string) []Span {
 			}
 		}
 	}
-	for _, l := range a.names {
-		for _, m := range l.re.FindAllStringIndex(text, -1) {
-			if wordBounded(text, m[0], m[1]) {
+	if len(a.names) > 0 {
+		folded := foldASCII(text)
+		for _, l := range a.names {
+			for _, m := range l.find(text, folded) {
 				cands = append(cands, cand{Span{l.kind, m[0], m[1]}, rankName})
 			}
 		}
@@ -71,8 +75,14 @@ func retrySearch(d detector, text string) []cand {
 			pos = e
 			continue
 		}
+		// Go on from the next character that may start a value: retry
+		// detectors want no letter or digit before their value.
 		_, w := utf8.DecodeRuneInString(text[start:])
 		pos = start + w
+		for pos < len(text) && !boundedBefore(text, pos) {
+			_, w := utf8.DecodeRuneInString(text[pos:])
+			pos += w
+		}
 	}
 	return out
 }
@@ -146,6 +156,37 @@ type detector struct {
 	retry bool
 	// check validates a match and may narrow it or change its kind.
 	check func(text string, start, end int) (k Kind, s, e int, ok bool)
+	// need, when set, is a cheap test that text may hold a match at all;
+	// it spares most texts the regexp.
+	need func(text string) bool
+}
+
+func contains(subs ...string) func(string) bool {
+	return func(text string) bool {
+		for _, s := range subs {
+			if strings.Contains(text, s) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// containsFold is contains for lower-case needles, ignoring ASCII case.
+func containsFold(subs ...string) func(string) bool {
+	return func(text string) bool {
+		lower := strings.ToLower(text)
+		for _, s := range subs {
+			if strings.Contains(lower, s) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func keyPattern(re string) detector {
+	return detector{re: regexp.MustCompile(re), rank: rankKey, bounded: true, check: accept(Secret)}
 }
 
 func accept(k Kind) func(string, int, int) (Kind, int, int, bool) {
@@ -154,16 +195,30 @@ func accept(k Kind) func(string, int, int) (Kind, int, int, bool) {
 
 var detectors = []detector{
 	// Secrets with a well-known shape: OpenAI, GitHub, GitLab, AWS, Slack,
-	// Google, Stripe, Hugging Face, npm, JWTs and PEM private keys.
-	{re: regexp.MustCompile(`sk-(?:proj-|ant-|live-)?[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`),
-		rank: rankKey, bounded: true, check: accept(Secret)},
+	// Google, Stripe, Hugging Face, npm, JWTs and PEM private keys. One
+	// pattern per literal prefix: regexp then skips ahead with a string
+	// search instead of trying every position.
+	keyPattern(`sk-(?:proj-|ant-|live-)?[A-Za-z0-9_-]{20,}`),
+	keyPattern(`gh[pousr]_[A-Za-z0-9]{30,}`),
+	keyPattern(`github_pat_[A-Za-z0-9_]{22,}`),
+	keyPattern(`glpat-[A-Za-z0-9_-]{20,}`),
+	keyPattern(`AKIA[0-9A-Z]{16}`),
+	keyPattern(`ASIA[0-9A-Z]{16}`),
+	keyPattern(`xox[abprs]-[A-Za-z0-9-]{10,}`),
+	keyPattern(`AIza[0-9A-Za-z_-]{35}`),
+	keyPattern(`sk_(?:live|test)_[A-Za-z0-9]{16,}`),
+	keyPattern(`pk_(?:live|test)_[A-Za-z0-9]{16,}`),
+	keyPattern(`rk_(?:live|test)_[A-Za-z0-9]{16,}`),
+	keyPattern(`hf_[A-Za-z0-9]{30,}`),
+	keyPattern(`npm_[A-Za-z0-9]{36}`),
+	keyPattern(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`),
 	{re: regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)`),
-		rank: rankKey, check: accept(Secret)},
+		rank: rankKey, check: accept(Secret), need: contains("-----BEGIN")},
 	// URLs: only those carrying user info or a token-like query parameter
 	// are replaced; a plain link is not personal.
-	{re: regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s<>"'\x60]+`), rank: rankURL, check: checkURL},
+	{re: regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s<>"'\x60]+`), rank: rankURL, check: checkURL, need: contains("://")},
 	{re: regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`),
-		rank: rankEmail, bounded: true, check: accept(Email)},
+		rank: rankEmail, bounded: true, check: accept(Email), need: contains("@")},
 	// IBAN: country, check digits, then 11–30 letters or digits, in groups
 	// of four or unbroken.
 	{re: regexp.MustCompile(`[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}`), rank: rankIBAN, retry: true, check: checkIBAN},
@@ -171,25 +226,26 @@ var detectors = []detector{
 	// and IMEIs, told apart by issuer prefix and length, Luhn for both.
 	{re: regexp.MustCompile(`[0-9](?:[ -]?[0-9]){12,18}`), rank: rankDigits, retry: true, check: checkDigits},
 	{re: regexp.MustCompile(`(?i)\b(?:serial(?:\s*(?:no\.?|number|#))?|s/n|sn)\s*[:#=]?\s*([A-Z0-9][A-Z0-9-]{4,}[A-Z0-9])`),
-		rank: rankSerial, bounded: true, check: checkSerial},
+		rank: rankSerial, bounded: true, check: checkSerial, need: containsFold("serial", "s/n", "sn")},
 	{re: regexp.MustCompile(`(?i)[0-9a-f]{2}(?::[0-9a-f]{2}){5}|[0-9a-f]{2}(?:-[0-9a-f]{2}){5}|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}`),
-		rank: rankMAC, bounded: true, check: accept(MAC)},
-	{re: regexp.MustCompile(`[0-9]{1,3}(?:\.[0-9]{1,3}){3}`), rank: rankIP, bounded: true, check: checkIPv4},
-	{re: regexp.MustCompile(`(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:%[0-9a-z]+)?`), rank: rankIP, check: checkIPv6},
+		rank: rankMAC, bounded: true, check: accept(MAC), need: contains(":", "-", ".")},
+	{re: regexp.MustCompile(`[0-9]{1,3}(?:\.[0-9]{1,3}){3}`), rank: rankIP, bounded: true, check: checkIPv4, need: contains(".")},
+	{re: regexp.MustCompile(`(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:%[0-9a-z]+)?`), rank: rankIP, check: checkIPv6, need: contains(":")},
 	// Coordinates: "48.8584, 2.2945", "48.8584° N, 2.2945° E" and
 	// 48°51'29.6"N 2°17'40.2"E.
-	{re: regexp.MustCompile(`[-+]?[0-9]{1,2}\.[0-9]{3,}\s*,\s*[-+]?[0-9]{1,3}\.[0-9]{3,}`), rank: rankGPS, bounded: true, check: checkLatLon},
-	{re: regexp.MustCompile(`[0-9]{1,2}(?:\.[0-9]+)?\s*°\s*[NS]\s*,?\s*[0-9]{1,3}(?:\.[0-9]+)?\s*°\s*[EW]`), rank: rankGPS, check: accept(GPS)},
+	{re: regexp.MustCompile(`[-+]?[0-9]{1,2}\.[0-9]{3,}\s*,\s*[-+]?[0-9]{1,3}\.[0-9]{3,}`), rank: rankGPS, bounded: true, check: checkLatLon, need: contains(",")},
+	{re: regexp.MustCompile(`[0-9]{1,2}(?:\.[0-9]+)?\s*°\s*[NS]\s*,?\s*[0-9]{1,3}(?:\.[0-9]+)?\s*°\s*[EW]`), rank: rankGPS, check: accept(GPS), need: contains("°")},
 	{re: regexp.MustCompile(`[0-9]{1,3}\s*°\s*[0-9]{1,2}\s*['′]\s*(?:[0-9]{1,2}(?:\.[0-9]+)?\s*["″]\s*)?[NSEW]\s*,?\s*[0-9]{1,3}\s*°\s*[0-9]{1,2}\s*['′]\s*(?:[0-9]{1,2}(?:\.[0-9]+)?\s*["″]\s*)?[NSEW]`),
-		rank: rankGPS, check: accept(GPS)},
+		rank: rankGPS, check: accept(GPS), need: contains("°")},
 	// Phones: "+" or "00" and a country code, NANP (555) 123-4567,
 	// and national numbers with a trunk 0 (030 1234567).
-	{re: regexp.MustCompile(`(?:\+|\b00)[1-9][0-9 ().\-/]{5,22}[0-9]`), rank: rankPhone, check: checkPhone},
+	{re: regexp.MustCompile(`(?:\+|\b00)[1-9][0-9 ().\-/]{5,22}[0-9]`), rank: rankPhone, check: checkPhone, need: contains("+", "00")},
 	{re: regexp.MustCompile(`(?:\([0-9]{3}\)\s?|\b[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}`), rank: rankPhone, bounded: true, check: checkPhone},
 	{re: regexp.MustCompile(`\b0[1-9][0-9]{1,4}[ /-]?[0-9]{3,4}[ -]?[0-9]{2,5}`), rank: rankPhone, bounded: true, check: checkPhone},
 	// An assigned secret: "password: hunter2", "api key = …", "PIN is 1234".
 	{re: regexp.MustCompile(`(?i)\b(?:password|passwd|pwd|passphrase|passcode|pin|secret|token|api[_ -]?key|access[_ -]?key)\s*(?:is|:|=)\s*([^\s"'\x60,;]{4,})`),
-		rank: rankAssigned, check: checkAssigned},
+		rank: rankAssigned, check: checkAssigned,
+		need: containsFold("pass", "pwd", "pin", "secret", "token", "key")},
 }
 
 // wordBounded reports whether text[s:e] is not glued to a letter or digit.

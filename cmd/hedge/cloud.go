@@ -9,6 +9,7 @@ import (
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/store"
+	"github.com/hedge-edge/hedge/agent/telemetry"
 	"github.com/hedge-edge/hedge/cloudbridge"
 	"github.com/hedge-edge/hedge/cloudbridge/anonymize"
 )
@@ -99,3 +100,6 @@ func cloudStoreOptions(cfg config.Config, o store.Options) store.Options {
 	o.OutboxMaxAge = cfg.Cloud.Outbox.MaxAge
 	return o
 }
+
+// The telemetry takes the bridge's link, outbox and token figures.
+var _ cloudbridge.Metrics = (*telemetry.Telemetry)(nil)

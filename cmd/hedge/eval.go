@@ -12,6 +12,7 @@ import (
 
 	"github.com/hedge-edge/hedge/models/slm"
 	"github.com/hedge-edge/hedge/models/slm/evaluate"
+	"github.com/hedge-edge/hedge/models/slm/transformer"
 )
 
 // cmdEval is `hedge eval --data FILE --format clinc150 [--encoder
@@ -34,6 +35,9 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lib := fs.String("runtime-library", os.Getenv("HEDGE_SLM_RUNTIME_LIBRARY"), "ONNX Runtime shared library (default: beside hedge, then the fetch-ort cache)")
 	seed := fs.Uint64("seed", 1, "training seed")
 	members := fs.Int("members", 0, "ensemble members (0: the default)")
+	encModel := fs.String("encoder-model", "", "transformer encoder ONNX file (--encoder transformer)")
+	encTok := fs.String("tokenizer", "", "the encoder's tokenizer.json (--encoder transformer)")
+	maxLen := fs.Int("max-length", 64, "tokens per text for the transformer encoder")
 	writeFT := fs.String("write-fasttext", "", "write the splits in fastText's format to this directory and exit (make bench)")
 	ftVal := fs.String("baseline-val", "", "fastText predict-prob output for the validation texts, to print a baseline row (make bench)")
 	ftTest := fs.String("baseline-test", "", "fastText predict-prob output for the test texts")
@@ -49,8 +53,15 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hedge eval: format %q: only clinc150 is supported\n", *format)
 		return 2
 	}
-	if *encoder != "compact" {
-		fmt.Fprintf(stderr, "hedge eval: encoder %q is not available in this build; use compact\n", *encoder)
+	switch *encoder {
+	case "compact":
+	case "transformer":
+		if *encModel == "" || *encTok == "" {
+			fmt.Fprintln(stderr, "hedge eval: --encoder transformer needs --encoder-model FILE.onnx and --tokenizer tokenizer.json")
+			return 2
+		}
+	default:
+		fmt.Fprintf(stderr, "hedge eval: --encoder %q: must be compact or transformer\n", *encoder)
 		return 2
 	}
 	if *target <= 0 || *target > 1 {
@@ -98,10 +109,35 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *members > 0 {
 		o.Train.Members = *members
 	}
-	bar, done := progressBar(stderr, "training")
-	o.Train.Progress = bar
-	r, err := evaluate.Run(ctx, ds, o)
-	done()
+	var r evaluate.Report
+	if *encoder == "transformer" {
+		enc, err := transformer.LoadEncoder(rt, *encModel, *encTok, *maxLen)
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
+		defer enc.Close()
+		st, err := os.Stat(*encModel)
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
+		bar, done := progressBar(stderr, "embedding")
+		o.Train.Progress = bar
+		hc := transformer.DefaultHeadConfig()
+		hc.Seed = *seed
+		r, err = evaluate.RunTransformer(ctx, ds, enc, int(st.Size()), hc, o)
+		done()
+		if err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
+	} else {
+		bar, done := progressBar(stderr, "training")
+		o.Train.Progress = bar
+		r, err = evaluate.Run(ctx, ds, o)
+		done()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "hedge eval: %v\n", err)
 		return 1

@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"stop":      {"stop the installed service", cmdStop},
 		"status":    {"print the service's state", cmdStatus},
 		"version":   {"print hedge's version", cmdVersion},
+		"doctor":    {"check this machine for hedge: hedge doctor [--config FILE]", cmdDoctor},
 	}
 }
 

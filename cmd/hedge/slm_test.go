@@ -239,6 +239,23 @@ func TestEvalCommand(t *testing.T) {
 	if code := eval(context.Background(), []string{"--data", data, "--format", "csv"}, &stdout, &stderr); code != 2 {
 		t.Errorf("bad format: exit %d", code)
 	}
+	if code := eval(context.Background(), []string{"--data", data, "--encoder", "transformer"}, &stdout, &stderr); code != 2 {
+		t.Errorf("transformer without a model: exit %d", code)
+	}
+
+	// The transformer path end to end, with the generated test encoder.
+	enc, tok := filepath.Join(dir, "encoder.onnx"), filepath.Join(dir, "tokenizer.json")
+	os.WriteFile(enc, testbert.Encoder(32, true, 1), 0o644)
+	os.WriteFile(tok, testbert.TokenizerJSON(), 0o644)
+	stdout.Reset()
+	code = eval(context.Background(), []string{"--data", data, "--encoder", "transformer", "--encoder-model", enc, "--tokenizer", tok, "--json"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("eval transformer: exit %d: %s", code, stderr.String())
+	}
+	got = nil
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || got["encoder"] != "transformer" {
+		t.Errorf("eval transformer --json: %v %s", err, stdout.String())
+	}
 }
 
 // TestWireSLMTransformer wires the transformer path with the generated

@@ -24,6 +24,9 @@ type Shape struct {
 	RopeBase    float32
 	TiedOutput  bool // output projection shares token_embd (SmolLM2)
 	NormEpsilon float32
+	// EOS is the end-of-sequence token id written to the metadata; 0 means
+	// 2 (</s>). Tests pick a token the model will generate to see it stop.
+	EOS uint32
 }
 
 // Shapes of real models, for fixtures that behave like them on the CPU.
@@ -132,6 +135,10 @@ func WriteLlama(path string, s Shape, t Type, seed uint64) error {
 		return fmt.Errorf("write llama fixture: shape %s: heads do not divide", s.Name)
 	}
 	hd := s.Embd / s.Heads
+	eos := s.EOS
+	if eos == 0 {
+		eos = 2
+	}
 	tokens, scores, types := Vocab(s.Vocab)
 	kvs := []KV{
 		{"general.architecture", "llama"},
@@ -153,7 +160,7 @@ func WriteLlama(path string, s Shape, t Type, seed uint64) error {
 		{"tokenizer.ggml.token_type", types},
 		{"tokenizer.ggml.unknown_token_id", uint32(0)},
 		{"tokenizer.ggml.bos_token_id", uint32(1)},
-		{"tokenizer.ggml.eos_token_id", uint32(2)},
+		{"tokenizer.ggml.eos_token_id", eos},
 		{"tokenizer.ggml.add_bos_token", true},
 		{"tokenizer.ggml.add_eos_token", false},
 	}

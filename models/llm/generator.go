@@ -99,7 +99,9 @@ type Stats struct {
 	// PromptTime is the time llama.cpp took to process the prompt.
 	PromptTime time.Duration
 	// Tokens is how many tokens were sampled; GenTime is the time from the
-	// end of the prompt to the last token (sampling and decoding).
+	// first sampled token to the last, that is Tokens-1 steps of decoding
+	// and sampling: the generation speed is (Tokens-1)/GenTime (the first
+	// token's cost is in PromptTime's shadow, as in llama.cpp's own timers).
 	Tokens  int
 	GenTime time.Duration
 }
@@ -477,9 +479,12 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	st := newStreamer(g.o.Stop, emit)
 	stats := Stats{PromptTokens: len(toks)}
 	t0 := time.Now()
+	var tFirst, tLast time.Time
 	if g.o.OnStats != nil {
 		defer func() {
-			stats.GenTime = time.Since(t0) - stats.PromptTime
+			if stats.Tokens > 0 {
+				stats.GenTime = tLast.Sub(tFirst)
+			}
 			g.o.OnStats(stats)
 		}()
 	}
@@ -502,6 +507,12 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 			break
 		}
 		stats.Tokens++
+		if g.o.OnStats != nil {
+			tLast = time.Now()
+			if stats.Tokens == 1 {
+				tFirst = tLast
+			}
+		}
 		piece = m.piece(piece[:0], tok)
 		if st.push(piece) {
 			break

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/models/gguf"
 )
 
@@ -234,5 +235,66 @@ func TestGreedyMatchesGoReference(t *testing.T) {
 	}
 	if checked < 20 {
 		t.Fatalf("only %d of 24 steps agreed exactly", checked)
+	}
+}
+
+// TestStopsOnEndOfGeneration writes the same fixture twice, the second
+// time naming as end-of-sequence the token greedy decoding produces
+// fourth: generation must stop right before it.
+func TestStopsOnEndOfGeneration(t *testing.T) {
+	dir := t.TempDir()
+	first := filepath.Join(dir, "a.gguf")
+	if err := gguf.WriteLlama(first, gguf.Tiny, gguf.F32, 11); err != nil {
+		t.Fatal(err)
+	}
+	var toks []int32
+	g, err := New(context.Background(), Options{Path: first, Threads: 1, Temperature: 0, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := g.m.tokenize("a b c", true, false)
+	g.c.clear()
+	if err := g.c.decode(prompt, 0); err != nil {
+		t.Fatal(err)
+	}
+	smp := newSampler(sampling{})
+	for pos := len(prompt); len(toks) < 6; pos++ {
+		tok := smp.sample(g.c)
+		toks = append(toks, tok)
+		g.c.decode([]int32{tok}, pos)
+	}
+	smp.free()
+	g.Close()
+	stopAt := -1
+	for i := 1; i < len(toks); i++ {
+		seen := false
+		for _, p := range toks[:i] {
+			seen = seen || p == toks[i]
+		}
+		if !seen && toks[i] > 2 {
+			stopAt = i
+			break
+		}
+	}
+	if stopAt < 0 {
+		t.Fatalf("greedy tokens %v repeat from the start; pick another seed", toks)
+	}
+	shape := gguf.Tiny
+	shape.EOS = uint32(toks[stopAt])
+	second := filepath.Join(dir, "b.gguf")
+	if err := gguf.WriteLlama(second, shape, gguf.F32, 11); err != nil {
+		t.Fatal(err)
+	}
+	var st Stats
+	g2, err := New(context.Background(), Options{Path: second, Threads: 1, Temperature: 0, MaxTokens: 50, Log: testLog(t), OnStats: func(s Stats) { st = s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	if _, err := g2.Generate(context.Background(), agent.Query{Text: "a b c"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st.Tokens != stopAt {
+		t.Fatalf("generated %d tokens, want %d (stopping at the end-of-generation token %d of %v)", st.Tokens, stopAt, toks[stopAt], toks)
 	}
 }

@@ -63,6 +63,7 @@ type replies struct {
 	rec     chan record
 	recWG   sync.WaitGroup
 	dropped atomic.Int64
+	abandon atomic.Bool
 	lastLog atomic.Int64
 }
 
@@ -204,6 +205,10 @@ func (r *replies) remember(key string, b []byte) {
 func (r *replies) recorder() {
 	defer r.recWG.Done()
 	for rc := range r.rec {
+		if r.abandon.Load() {
+			r.dropped.Add(1)
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := r.store.PutReply(ctx, rc.key, rc.reply)
 		cancel()
@@ -213,10 +218,23 @@ func (r *replies) recorder() {
 	}
 }
 
-// close stops the recorders once the pending writes are done.
-func (r *replies) close() {
+// close stops the recorders once the pending writes are done, or after
+// grace, dropping the rest: shutdown must not wait for thousands of
+// fsyncs.
+func (r *replies) close(grace time.Duration) {
 	close(r.rec)
-	r.recWG.Wait()
+	done := make(chan struct{})
+	go func() {
+		r.recWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		r.abandon.Store(true)
+		<-done
+		r.log.Info("reply store writes dropped at shutdown", "dropped", r.dropped.Load())
+	}
 }
 
 // warn logs at most one warning a minute: a loop must not flood the log.

@@ -135,7 +135,17 @@ func sensorState(s Sensors) []byte {
 	return b
 }
 
+// SetSensors sets where Home Assistant's sensor values come from,
+// replacing Discovery.Sensors; wiring calls it once the source exists. It
+// is safe to call while serving.
+func (tr *Transport) SetSensors(f func(ctx context.Context) Sensors) {
+	tr.sensors.Store(&f)
+}
+
 func (tr *Transport) currentSensors(ctx context.Context) Sensors {
+	if f := tr.sensors.Load(); f != nil && *f != nil {
+		return (*f)(ctx)
+	}
 	if f := tr.o.Discovery.Sensors; f != nil {
 		return f(ctx)
 	}

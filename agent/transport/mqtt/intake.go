@@ -71,20 +71,37 @@ func (tr *Transport) rejectLoop(stop <-chan struct{}) {
 }
 
 // ackLoop acknowledges request messages once their reply is confirmed by
-// the broker. A reply that failed is not acknowledged, so the broker
-// delivers the request again and the stored reply is sent again.
+// the broker. A reply that could not be handed over (paho gives up on a
+// write after WriteTimeout when hedge is starved) is published again; one
+// that still fails is left unacknowledged, so the broker delivers the
+// request again after the next reconnect and the stored reply goes out.
 func (tr *Transport) ackLoop() {
 	for p := range tr.acks {
-		if p.tok != nil {
-			<-p.tok.Done()
-			if err := p.tok.Error(); err != nil {
-				tr.warnLimited("reply not confirmed by the broker; the request stays unacknowledged", "err", err)
-				continue
-			}
+		if p.tok != nil && !tr.confirmed(p) {
+			continue
 		}
 		for _, m := range p.msgs {
 			m.Ack()
 		}
+	}
+}
+
+// replyAttempts bounds how often one reply is published.
+const replyAttempts = 3
+
+func (tr *Transport) confirmed(p pendingAck) bool {
+	tok := p.tok
+	for attempt := 1; ; attempt++ {
+		<-tok.Done()
+		err := tok.Error()
+		if err == nil {
+			return true
+		}
+		if attempt == replyAttempts || tr.stopping.Load() || !tr.client.IsConnected() {
+			tr.warnLimited("reply not confirmed by the broker; the request stays unacknowledged", "err", err, "attempts", attempt)
+			return false
+		}
+		tok = tr.client.Publish(p.topic, tr.o.QoS, false, p.reply)
 	}
 }
 
@@ -195,7 +212,9 @@ func (tr *Transport) compute(q agent.Query, m paho.Message, key string) {
 	}
 	ans := tr.h.Handle(tr.base, q, emit)
 	ans.ID = q.ID
-	if ans.Error != nil && ans.Error.Code == agent.CodeShuttingDown && tr.stopping.Load() {
+	// Serve's ctx ends before the agent starts refusing work, so a
+	// shutting_down reply seen here is always of this shutdown.
+	if ans.Error != nil && ans.Error.Code == agent.CodeShuttingDown && (tr.stopping.Load() || tr.serving.Err() != nil) {
 		// hedge is stopping: leave the request at the broker, which
 		// delivers it again to the next run, rather than answer "retry".
 		if key != "" {
@@ -210,15 +229,15 @@ func (tr *Transport) compute(q agent.Query, m paho.Message, key string) {
 		b, _ = marshalAnswer(agent.ErrorAnswer(q.ID, agent.Errorf(agent.CodeInternal, "reply could not be encoded")))
 	}
 	tok := tr.client.Publish(q.ReplyTo, tr.o.QoS, false, b)
-	msgs := []paho.Message{m}
+	p := pendingAck{tok: tok, topic: q.ReplyTo, reply: b, msgs: []paho.Message{m}}
 	if key != "" {
 		var keep []byte
 		if storable(ans) {
 			keep = b
 		}
-		msgs = append(msgs, tr.reps.finish(key, keep)...)
+		p.msgs = append(p.msgs, tr.reps.finish(key, keep)...)
 	}
-	tr.acks <- pendingAck{tok: tok, msgs: msgs}
+	tr.acks <- p
 }
 
 // refuseBusy answers a request that found every worker busy and the queue
@@ -260,7 +279,7 @@ func (tr *Transport) send(topic string, a agent.Answer, m paho.Message) {
 
 func (tr *Transport) sendBytes(topic string, b []byte, msgs []paho.Message) {
 	tok := tr.client.Publish(topic, tr.o.QoS, false, b)
-	tr.acks <- pendingAck{tok: tok, msgs: msgs}
+	tr.acks <- pendingAck{tok: tok, topic: topic, reply: b, msgs: msgs}
 }
 
 // storable reports whether a reply is final: a transient error (busy,

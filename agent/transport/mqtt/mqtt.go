@@ -117,9 +117,12 @@ type Transport struct {
 	// base is the context of request handling: not cancelled by Serve's
 	// ctx, so in-flight requests finish during shutdown.
 	base context.Context
+	// serving is Serve's ctx: once it is done, hedge is stopping.
+	serving context.Context
 
 	received, answered, dups, busy, malformed, unanswered atomic.Int64
 
+	sensors   atomic.Pointer[func(context.Context) Sensors]
 	sensorMu  sync.Mutex
 	lastTier  agent.Tier
 	escalated int64
@@ -132,8 +135,10 @@ type Transport struct {
 // broker: acking earlier would lose the request if hedge died before
 // answering; the broker redelivers unacknowledged messages.
 type pendingAck struct {
-	tok  paho.Token // nil: ack at once
-	msgs []paho.Message
+	tok   paho.Token // nil: ack at once
+	topic string     // where the reply went, to publish it again
+	reply []byte
+	msgs  []paho.Message
 }
 
 // New checks the options and prepares the client. It does not connect:
@@ -278,6 +283,7 @@ func (tr *Transport) Serve(ctx context.Context, h agent.Handler) error {
 	}
 	tr.h = h
 	tr.base = context.WithoutCancel(ctx)
+	tr.serving = ctx
 	tr.reps.start()
 
 	var workers sync.WaitGroup
@@ -335,7 +341,10 @@ func (tr *Transport) Serve(ctx context.Context, h agent.Handler) error {
 		tok.WaitTimeout(2 * time.Second)
 	}
 	tr.client.Disconnect(250)
-	tr.reps.close()
+	tr.reps.close(3 * time.Second)
+	st := tr.Stats()
+	tr.log.Info("mqtt transport stopped", "received", st.Received, "answered", st.Answered, "duplicates", st.Duplicates,
+		"busy", st.Busy, "malformed", st.Malformed, "unanswered", st.Unanswered, "store_lag", st.StoreLag)
 	return nil
 }
 

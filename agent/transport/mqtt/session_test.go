@@ -183,3 +183,52 @@ func keys(m map[string]map[string]any) []string {
 	}
 	return out
 }
+
+// TestShutdownFinishesInFlightAndLeavesQueued: on stop the request being
+// answered gets its reply; the queued ones stay with the broker and are
+// answered by the next run.
+func TestShutdownFinishesInFlightAndLeavesQueued(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config{})
+	st := openStore(t, "")
+	t.Cleanup(func() { st.Close() })
+	o := mqtt.Options{Brokers: []string{b.URL}, ClientID: "hedge-drain", Replies: st, Workers: 1}
+	gate := make(chan struct{})
+	h := newEcho()
+	h.gate = gate
+	hd := serve(t, o, h)
+	c := newClient(t, b.URL, clientOpts{})
+	replies := subscribeWith(t, c, "test/drain")
+	for _, id := range []string{"r1", "r2", "r3"} {
+		publish(t, c, hd.tr.QueryTopic(), request(id, "drain "+id, "test/drain"))
+	}
+	waitFor(t, func() bool { return hd.tr.Stats().Received == 3 && h.total.Load() == 1 }, "r1 held, r2 and r3 queued")
+	stopped := make(chan struct{})
+	go func() { hd.stop(t); close(stopped) }()
+	time.Sleep(100 * time.Millisecond)
+	close(gate)
+	<-stopped
+	if a := answerOf(t, replies.next(t, 10*time.Second)); a.ID != "r1" || a.Error != nil {
+		t.Fatalf("in-flight request: %+v", a)
+	}
+	replies.none(t, 300*time.Millisecond)
+	if h.count("r2") != 0 || h.count("r3") != 0 {
+		t.Fatal("queued requests were computed during shutdown")
+	}
+
+	h2 := newEcho()
+	serve(t, o, h2)
+	got := map[string]bool{}
+	for range 2 {
+		a := answerOf(t, replies.next(t, 15*time.Second))
+		if a.Error != nil {
+			t.Fatalf("after restart: %+v", a)
+		}
+		got[a.ID] = true
+	}
+	if !got["r2"] || !got["r3"] {
+		t.Fatalf("after restart answered %v, want r2 and r3", got)
+	}
+	if h2.count("r1") != 0 {
+		t.Fatal("r1 was computed again after restart")
+	}
+}

@@ -27,7 +27,22 @@ func main() {
 	gen := flag.Int("gen", 32, "tokens to generate")
 	reps := flag.Int("reps", 3, "measured runs (after one warm-up)")
 	mmap := flag.String("mmap", "auto", "auto, on or off")
+	rep := flag.String("report", "", "summarize this file of result lines as a markdown table (stdout)")
+	png := flag.String("png", "", "with -report: also draw the table as a bar chart PNG")
 	flag.Parse()
+	if *rep != "" {
+		f, err := os.Open(*rep)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "llmbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := report(f, os.Stdout, *png); err != nil {
+			fmt.Fprintln(os.Stderr, "llmbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *model == "" {
 		flag.Usage()
 		os.Exit(2)
@@ -55,7 +70,7 @@ func main() {
 			continue // warm-up: page faults, first-touch allocations
 		}
 		pps = append(pps, float64(last.PromptTokens)/last.PromptTime.Seconds())
-		gps = append(gps, float64(last.Tokens)/last.GenTime.Seconds())
+		gps = append(gps, float64(last.Tokens-1)/last.GenTime.Seconds())
 	}
 	out := map[string]any{
 		"impl": "hedge", "model": *model, "threads": *threads,

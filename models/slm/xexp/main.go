@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -111,32 +112,101 @@ func main() {
 		}
 	}
 	m.Temperature = slm.FitTemperature(vl, vy)
-	score := func(items []evaluate.Item) []evaluate.Scored {
-		var out []evaluate.Scored
+	oi, hasOOS := li["oos"]
+	type pr struct {
+		gold  string
+		probs []float32
+		logit []float32
+	}
+	pred := func(items []evaluate.Item) []pr {
+		var out []pr
 		for _, it := range items {
-			p := m.Predict(cfg.Feat.Featurize(it.Text))
-			best := 0
-			for i, v := range p.Probs {
-				if v > p.Probs[best] {
-					best = i
-				}
-			}
-			pred := labels[best]
-			if pred == "oos" {
-				pred = ""
-			}
-			out = append(out, evaluate.Scored{Gold: it.Label, Pred: pred, Conf: float64(p.Probs[best])})
+			f := cfg.Feat.Featurize(it.Text)
+			p := m.Predict(f)
+			out = append(out, pr{it.Label, p.Probs, m.Logits(f, nil)})
 		}
 		return out
 	}
-	vs, ts := score(ds.Val), score(ds.Test)
-	th := evaluate.PickByRecall(vs, 0.75)
-	lt := evaluate.PickLarson(vs)
-	r0 := evaluate.At(ts, 0)
-	r := evaluate.At(ts, th)
-	rl := evaluate.At(ts, lt)
-	ro := evaluate.At(ts, evaluate.PickByRecall(ts, 0.75))
-	fmt.Printf("oracle test@.75: in %.2f oos %.2f ", 100*ro.InScopeAccuracy, 100*ro.OOSRecall)
-	fmt.Printf("T=%.3f  th0: in %.2f oos %.2f | R.75 th %.3f: in %.2f oos %.2f | larson th %.3f: in %.2f oos %.2f  %v\n",
-		m.Temperature, 100*r0.InScopeAccuracy, 100*r0.OOSRecall, th, 100*r.InScopeAccuracy, 100*r.OOSRecall, lt, 100*rl.InScopeAccuracy, 100*rl.OOSRecall, os.Args[1:])
+	vp, tp := pred(ds.Val), pred(ds.Test)
+	rules := map[string]func(p pr) (string, float64){
+		"maxprob": func(p pr) (string, float64) {
+			b := 0
+			for i, v := range p.probs {
+				if v > p.probs[b] {
+					b = i
+				}
+			}
+			if hasOOS && b == oi {
+				return "", float64(p.probs[b])
+			}
+			return labels[b], float64(p.probs[b])
+		},
+		"maxin": func(p pr) (string, float64) {
+			b := -1
+			for i, v := range p.probs {
+				if hasOOS && i == oi {
+					continue
+				}
+				if b < 0 || v > p.probs[b] {
+					b = i
+				}
+			}
+			return labels[b], float64(p.probs[b])
+		},
+		"maxin-minus-oos": func(p pr) (string, float64) {
+			b := -1
+			for i, v := range p.probs {
+				if hasOOS && i == oi {
+					continue
+				}
+				if b < 0 || v > p.probs[b] {
+					b = i
+				}
+			}
+			s := float64(p.probs[b])
+			if hasOOS {
+				s -= float64(p.probs[oi])
+			}
+			return labels[b], (s + 1) / 2
+		},
+		"energy": func(p pr) (string, float64) {
+			b := -1
+			mx := float32(-1e30)
+			for i, v := range p.logit {
+				if hasOOS && i == oi {
+					continue
+				}
+				if v > mx {
+					mx, b = v, i
+				}
+			}
+			var z float64
+			for i, v := range p.logit {
+				if hasOOS && i == oi {
+					continue
+				}
+				z += math.Exp(float64(v - mx))
+			}
+			e := float64(mx) + math.Log(z)
+			return labels[b], 1 / (1 + math.Exp(-e/4))
+		},
+	}
+	for _, name := range []string{"maxprob", "maxin", "maxin-minus-oos", "energy"} {
+		rule := rules[name]
+		conv := func(ps []pr) []evaluate.Scored {
+			var out []evaluate.Scored
+			for _, p := range ps {
+				l, c := rule(p)
+				out = append(out, evaluate.Scored{Gold: p.gold, Pred: l, Conf: c})
+			}
+			return out
+		}
+		vs, ts := conv(vp), conv(tp)
+		th := evaluate.PickByRecall(vs, 0.75)
+		r := evaluate.At(ts, th)
+		ro := evaluate.At(ts, evaluate.PickByRecall(ts, 0.75))
+		rl := evaluate.At(ts, evaluate.PickLarson(vs))
+		fmt.Printf("%-16s oracle in %.2f | R.75: in %.2f oos %.2f | larson: in %.2f oos %.2f   %v\n", name, 100*ro.InScopeAccuracy,
+			100*r.InScopeAccuracy, 100*r.OOSRecall, 100*rl.InScopeAccuracy, 100*rl.OOSRecall, os.Args[1:])
+	}
 }

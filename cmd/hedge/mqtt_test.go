@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/agent/store"
+	"github.com/hedge-edge/hedge/agent/transport/mqtt"
+	"github.com/hedge-edge/hedge/agent/transport/mqtt/mqtttest"
+)
+
+func TestWireMQTTOff(t *testing.T) {
+	cfg := config.Default()
+	cfg.MQTT.Enabled = false
+	tr, closeFn, err := wireMQTT(context.Background(), cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil || tr != nil || closeFn() != nil {
+		t.Fatalf("disabled mqtt: %v, %v", tr, err)
+	}
+}
+
+func TestWireMQTTRefusesReadablePasswordFile(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.MQTT.Broker = "tcp://127.0.0.1:1"
+	cfg.MQTT.Username = "hedge"
+	cfg.MQTT.PasswordFile = pw
+	if _, _, err := wireMQTT(context.Background(), cfg, st, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("0644 password file: %v", err)
+	}
+}
+
+// greeter is a one-intent classifier and skill set for the wiring test.
+type greeter struct{}
+
+func (greeter) Classify(context.Context, string) (agent.Intent, error) {
+	return agent.Intent{Name: "greeting", Confidence: 0.99}, nil
+}
+func (greeter) Spec(name string) (agent.IntentSpec, bool) {
+	return agent.IntentSpec{Name: name, CacheTTL: time.Hour}, name == "greeting"
+}
+func (greeter) Respond(context.Context, agent.Query, agent.Intent) (string, error) {
+	return "Hello!", nil
+}
+
+// TestWireMQTTEmbeddedAndBench wires the default configuration (embedded
+// broker) to a real agent with the store as its cache, asks over MQTT, and
+// runs the load generator briefly against it.
+func TestWireMQTTEmbeddedAndBench(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := config.Default()
+	cfg.Device = "wire"
+	cfg.MQTT.Embedded.Listen = fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	tr, closeFn, err := wireMQTT(context.Background(), cfg, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	mt := tr.(*mqtt.Transport)
+	var _ agent.Courier = mt
+	var _ agent.Publisher = mt
+	a := agent.New(agent.Options{Cache: st, CacheTTL: time.Hour, Classifier: greeter{}, Skills: greeter{}, Limits: agent.Limits{MaxQueryBytes: 4096}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, tr) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	url := "tcp://" + cfg.MQTT.Embedded.Listen
+	o := paho.NewClientOptions().AddBroker(url).SetClientID("wire-test")
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to the embedded broker: %v", tok.Error())
+	}
+	defer c.Disconnect(50)
+	got := make(chan []byte, 1)
+	c.Subscribe("hedge/wire/reply/w1", 1, func(_ paho.Client, m paho.Message) { got <- m.Payload() }).Wait()
+	deadline := time.Now().Add(15 * time.Second)
+	var ans agent.Answer
+	for ans.Answer == "" {
+		// hedge may still be connecting to its own broker: ask again.
+		c.Publish("hedge/wire/query", 1, false, `{"id":"w1","text":"hi"}`).Wait()
+		select {
+		case b := <-got:
+			if err := json.Unmarshal(b, &ans); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reply over the embedded broker")
+		}
+	}
+	if ans.Answer != "Hello!" {
+		t.Fatalf("reply %+v", ans)
+	}
+
+	var out, errOut bytes.Buffer
+	md := filepath.Join(t.TempDir(), "bench.md")
+	png := filepath.Join(t.TempDir(), "bench.png")
+	code := benchMQTT(context.Background(), []string{"--broker", url, "--device", "wire", "--rates", "100", "--duration", "1s",
+		"--paths", "floor,echo,cache", "--cache-text", "hi", "--out", md, "--plot", png}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("bench exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"| floor | 100 |", "| echo | 100 |", "| cache | 100 |", "cache 100"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bench table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if fi, err := os.Stat(png); err != nil || fi.Size() == 0 {
+		t.Errorf("plot not written: %v", err)
+	}
+	if b, _ := os.ReadFile(md); !bytes.Equal(b, out.Bytes()) {
+		t.Error("--out differs from the printed table")
+	}
+	if code := benchMQTT(context.Background(), []string{"--rates", "fast"}, &out, &errOut); code != 2 {
+		t.Errorf("bad --rates: exit %d", code)
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// result is one JSON line of llmbench, cbench or bench.mjs.
+type result struct {
+	Impl         string  `json:"impl"`
+	Model        string  `json:"model"`
+	Threads      int     `json:"threads"`
+	PromptTokens int     `json:"prompt_tokens"`
+	PromptTPS    float64 `json:"prompt_tps"`
+	GenTokens    int     `json:"gen_tokens"`
+	GenTPS       float64 `json:"gen_tps"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+}
+
+// summary is the median over the rounds of one implementation on one model.
+type summary struct {
+	prompt, gen, rss float64
+	n                int
+	tokens           [2]int
+}
+
+var implOrder = []string{"hedge", "c", "node-llama-cpp"}
+
+// report reads result lines from r and writes a markdown table to w and a
+// bar chart to png.
+func report(r io.Reader, w io.Writer, png string) error {
+	by := map[string]map[string][]result{}
+	var modelsSeen []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var res result
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			return fmt.Errorf("report: %w in %q", err, line)
+		}
+		m := filepath.Base(res.Model)
+		if by[m] == nil {
+			by[m] = map[string][]result{}
+			modelsSeen = append(modelsSeen, m)
+		}
+		by[m][res.Impl] = append(by[m][res.Impl], res)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	sums := map[string]map[string]summary{}
+	for m, impls := range by {
+		sums[m] = map[string]summary{}
+		for impl, rs := range impls {
+			var p, g, s []float64
+			for _, x := range rs {
+				p = append(p, x.PromptTPS)
+				g = append(g, x.GenTPS)
+				s = append(s, x.PeakRSSMB)
+			}
+			sums[m][impl] = summary{median(p), median(g), median(s), len(rs), [2]int{rs[0].PromptTokens, rs[0].GenTokens}}
+		}
+	}
+	fmt.Fprintln(w, "| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | --- | ---: |")
+	for _, m := range modelsSeen {
+		h, haveH := sums[m]["hedge"]
+		for _, impl := range implOrder {
+			s, ok := sums[m][impl]
+			if !ok {
+				continue
+			}
+			ratio := "—"
+			if haveH && impl != "hedge" {
+				ratio = fmt.Sprintf("%.2f× / %.2f×", h.prompt/s.prompt, h.gen/s.gen)
+			}
+			fmt.Fprintf(w, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n", m, s.tokens[0], s.tokens[1], impl, s.prompt, s.gen, s.rss, ratio, s.n)
+		}
+	}
+	if png == "" {
+		return nil
+	}
+	return plotSummary(sums, modelsSeen, png)
+}
+
+func plotSummary(sums map[string]map[string]summary, modelsSeen []string, path string) error {
+	sort.Strings(modelsSeen)
+	metrics := []struct {
+		title string
+		get   func(summary) float64
+	}{
+		{"prompt tokens/s (higher is better)", func(s summary) float64 { return s.prompt }},
+		{"generation tokens/s (higher is better)", func(s summary) float64 { return s.gen }},
+		{"peak RSS MiB (lower is better)", func(s summary) float64 { return s.rss }},
+	}
+	var row []*plot.Plot
+	for _, mt := range metrics {
+		p := plot.New()
+		p.Title.Text = mt.title
+		w := vg.Points(14)
+		for i, impl := range implOrder {
+			var vals plotter.Values
+			for _, m := range modelsSeen {
+				vals = append(vals, mt.get(sums[m][impl]))
+			}
+			bars, err := plotter.NewBarChart(vals, w)
+			if err != nil {
+				return fmt.Errorf("plot: %w", err)
+			}
+			bars.Offset = w * vg.Length(i-1)
+			bars.Color = []plotColor{{0x1f, 0x77, 0xb4}, {0x7f, 0x7f, 0x7f}, {0x2c, 0xa0, 0x2c}}[i].rgba()
+			bars.LineStyle.Width = 0
+			p.Add(bars)
+			p.Legend.Add(impl, bars)
+		}
+		var names []string
+		for _, m := range modelsSeen {
+			names = append(names, strings.TrimSuffix(m, ".gguf"))
+		}
+		p.NominalX(names...)
+		p.Legend.Top = true
+		row = append(row, p)
+	}
+	const wd, ht = 15 * vg.Inch, 4.5 * vg.Inch
+	img := vgimg.New(wd, ht)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align([][]*plot.Plot{row}, tiles, dc)
+	for i, p := range row {
+		p.Draw(canvases[0][i])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("plot: %w", err)
+	}
+	return f.Close()
+}

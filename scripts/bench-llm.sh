@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# bench-llm.sh — the local LLM tier's benchmark (part of `make bench`):
+# prompt and generation tokens/s and peak RSS of hedge (models/llm), of a
+# minimal C program over the same llama.cpp build (models/llm/cbench), and
+# of node-llama-cpp@3.21.1 from npm, on generated GGUF fixtures of real
+# shapes (SmolLM2-135M as Q8_0, TinyLlama-1.1B as Q4_0), 2 threads.
+#
+# Runs are interleaved (hedge, C, node, hedge, …) so that the load of a
+# shared machine hits all three alike; each run is one warm-up plus the
+# median of REPS requests; the table shows the median over ROUNDS runs.
+#
+# Env: ROUNDS (3), REPS (3), GEN (32 tokens), THREADS (2),
+#      BENCH_DIR (fixtures, builds, npm install; default ~/.cache/hedge-bench),
+#      OUT (folder of llm-bench.md and llm-bench.png; default docs).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+eval "$(scripts/cgo-env.sh)"
+ROUNDS=${ROUNDS:-3} REPS=${REPS:-3} GEN=${GEN:-32} THREADS=${THREADS:-2}
+BENCH_DIR=${BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hedge-bench}
+OUT=${OUT:-$repo/docs}
+mkdir -p "$BENCH_DIR" "$OUT"
+log() { echo "bench-llm: $*" >&2; }
+
+PROMPT="The little robot walked along the quiet river at dawn, counting the stones and listening to the birds. It wondered where the water went after the bend, and whether the fish ever slept. The village bells began to ring as the sun rose over the hills."
+
+log "building hedge's llmbench and the C baseline (first build compiles llama.cpp)"
+go build -o "$BENCH_DIR/llmbench" ./models/llm/llmbench
+go build -buildmode=c-archive -o "$BENCH_DIR/libcbench.a" ./models/llm/cbench
+# shellcheck disable=SC2086 # CGO_CPPFLAGS is a list of flags
+${CC:-gcc} $CGO_CFLAGS $CGO_CPPFLAGS -o "$BENCH_DIR/cbench" models/llm/cbench/bench.c "$BENCH_DIR/libcbench.a" -lstdc++ -lm -lpthread -ldl
+
+fixtures=("smollm2-135m:q8_0" "tinyllama-1.1b:q4_0")
+files=()
+for f in "${fixtures[@]}"; do
+	shape=${f%%:*} typ=${f##*:}
+	file="$BENCH_DIR/$shape-shaped-$typ.gguf"
+	if [ ! -s "$file" ]; then
+		log "generating fixture $file"
+		go run ./models/gguf/ggufgen -shape "$shape" -type "$typ" -o "$file"
+	fi
+	files+=("$file")
+done
+
+node_ok=0
+nodedir="$BENCH_DIR/node"
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	if [ ! -d "$nodedir/node_modules/node-llama-cpp" ]; then
+		log "installing node-llama-cpp@3.21.1 from npm into $nodedir"
+		mkdir -p "$nodedir"
+		(cd "$nodedir" && [ -f package.json ] || echo '{"name":"hedge-bench","private":true,"type":"module"}' >"$nodedir/package.json")
+		(cd "$nodedir" && npm install --no-audit --no-fund --loglevel=error node-llama-cpp@3.21.1 >&2) || log "npm install of node-llama-cpp failed"
+	fi
+	if [ -d "$nodedir/node_modules/node-llama-cpp" ]; then
+		cp models/llm/nodebench/bench.mjs "$nodedir/bench.mjs"
+		node_ok=1
+	fi
+else
+	log "node/npm not found: node-llama-cpp is left out (install nodejs and npm)"
+fi
+
+raw="$BENCH_DIR/llm-bench-raw.jsonl"
+: >"$raw"
+for round in $(seq 1 "$ROUNDS"); do
+	for file in "${files[@]}"; do
+		log "round $round/$ROUNDS: $(basename "$file")"
+		"$BENCH_DIR/llmbench" -model "$file" -threads "$THREADS" -gen "$GEN" -reps "$REPS" -prompt "$PROMPT" | tee -a "$raw"
+		"$BENCH_DIR/cbench" "$file" "$THREADS" "$GEN" "$REPS" 1 "$PROMPT" | tee -a "$raw"
+		if [ "$node_ok" = 1 ]; then
+			(cd "$nodedir" && node bench.mjs "$file" "$THREADS" "$GEN" "$REPS" "$PROMPT") | tee -a "$raw" ||
+				log "node-llama-cpp run failed"
+		fi
+	done
+done
+"$BENCH_DIR/llmbench" -report "$raw" -png "$OUT/llm-bench.png" | tee "$OUT/llm-bench.md"
+log "table in $OUT/llm-bench.md, chart in $OUT/llm-bench.png, raw lines in $raw"
