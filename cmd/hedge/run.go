@@ -18,6 +18,7 @@ import (
 	"github.com/hedge-edge/hedge/agent/store"
 	"github.com/hedge-edge/hedge/agent/transport/httpapi"
 	"github.com/hedge-edge/hedge/agent/transport/local"
+	"github.com/hedge-edge/hedge/agent/transport/mqtt"
 	"github.com/hedge-edge/hedge/platform"
 )
 
@@ -71,13 +72,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		}
 	}()
 
-	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	st, err := store.Open(cfg.StateDir, store.Options{
+	st, err := store.Open(cfg.StateDir, cloudStoreOptions(cfg, store.Options{
 		CacheMaxEntries: cfg.Cache.MaxEntries,
 		Log:             log.With("component", "store"),
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -93,8 +91,33 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		CacheTTL:       cfg.Cache.TTL,
 		Observe:        tel.Observe,
 	}
+	if cfg.SLM.Threshold > 0 {
+		opts.DefaultThreshold = cfg.SLM.Threshold
+	}
 	if cfg.Cache.Enabled {
 		opts.Cache = tel.WrapCache(st)
+	}
+
+	// MQTT comes first: it performs intent actions and delivers late cloud
+	// answers. It connects in Serve, so a broker that is down does not
+	// hold up the other transports.
+	var (
+		transports []agent.Transport
+		publisher  agent.Publisher
+		courier    agent.Courier
+	)
+	mq, closeMQTT, err := wireMQTT(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	// The embedded broker stops after the agent, so that the last replies
+	// still reach it.
+	closers = append(closers, closeMQTT)
+	if mt, ok := mq.(*mqtt.Transport); ok && mt != nil {
+		publisher, courier = mt, mt
+		mt.SetSensors(mqttSensors(tel))
+		transports = append(transports, mt)
+		ready.Set("mqtt", true)
 	}
 
 	// Tiers, cheapest first. Each one is optional; a configured tier that
@@ -103,7 +126,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	var versions []string
 	if cfg.SLM.Enabled {
 		ready.Set("slm", false)
-		clf, skills, v, closeSLM, err := wireSLMWith(ctx, cfg, log, nil)
+		clf, skills, v, closeSLM, err := wireSLMWith(ctx, cfg, log, publisher)
 		if err != nil {
 			return err
 		}
@@ -124,6 +147,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		ready.Set("llm", true)
 	}
 	opts.CacheVersion = strings.Join(versions, "+")
+	cloud, runCloud, err := wireCloudWith(ctx, cfg, st, courier, log.With("component", "cloud"), opts.CacheVersion, tel)
+	if err != nil {
+		return err
+	}
+	if cloud != nil {
+		opts.Cloud = cloud
+	}
 
 	sock, err := local.Listen(cfg.Socket, local.Options{
 		MaxRequestBytes: agent.MaxRequestBytes(cfg.Limits.MaxQueryBytes),
@@ -136,7 +166,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 	closers = append(closers, sock.Close)
 	ready.Set("socket", true)
-	transports := []agent.Transport{sock}
+	transports = append(transports, sock)
 
 	web, err := wireHTTP(ctx, cfg, tel, ready, log)
 	if err != nil {
@@ -147,6 +177,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 
 	a := agent.New(opts)
+	// The cloud bridge's monitor and outbox drain run beside the agent and
+	// end with it, before the store closes.
+	cloudDone := make(chan error, 1)
+	cloudCtx, stopCloud := context.WithCancel(ctx)
+	defer stopCloud()
+	if runCloud != nil {
+		go func() { cloudDone <- runCloud(cloudCtx) }()
+	} else {
+		cloudDone <- nil
+	}
+
 	// READY=1 only now: every listener is open.
 	if _, err := platform.Notify("READY=1"); err != nil {
 		log.Warn("sd_notify failed", "err", err)
@@ -164,9 +205,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}()
 	stopNotify := context.AfterFunc(ctx, func() { _, _ = platform.Notify("STOPPING=1") })
 	defer stopNotify()
+
 	log.Info("hedge ready", "device", cfg.Device, "socket", cfg.Socket, "state_dir", filepath.Clean(cfg.StateDir),
-		"slm", opts.Classifier != nil, "llm", opts.LLM != nil, "http", web != nil)
+		"slm", opts.Classifier != nil, "llm", opts.LLM != nil, "cloud", opts.Cloud != nil, "mqtt", mq != nil, "http", web != nil)
 	err = a.Run(ctx, transports...)
+	stopCloud()
+	if cerr := <-cloudDone; cerr != nil && !errors.Is(cerr, context.Canceled) && err == nil {
+		err = cerr
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

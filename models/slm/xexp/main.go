@@ -191,7 +191,14 @@ func main() {
 			return labels[b], 1 / (1 + math.Exp(-e/4))
 		},
 	}
-	for _, name := range []string{"maxprob", "maxin", "maxin-minus-oos", "energy"} {
+	rules["oos+energy"] = func(p pr) (string, float64) {
+		l, c := rules["energy"](p)
+		if l2, _ := rules["maxprob"](p); l2 == "" {
+			return "", c
+		}
+		return l, c
+	}
+	for _, name := range []string{"maxprob", "energy", "oos+energy"} {
 		rule := rules[name]
 		conv := func(ps []pr) []evaluate.Scored {
 			var out []evaluate.Scored
