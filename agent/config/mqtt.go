@@ -49,7 +49,7 @@ type MQTT struct {
 	// MaxInflight is the number of requests answered at once (workers).
 	MaxInflight int `yaml:"max_inflight"`
 	// Queue is how many requests may wait for a worker; beyond that a
-	// request gets a busy error reply.
+	// request gets a busy error reply. 0: none wait.
 	Queue         int               `yaml:"queue"`
 	Actions       MQTTActions       `yaml:"actions"`
 	Embedded      MQTTEmbedded      `yaml:"embedded"`

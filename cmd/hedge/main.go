@@ -36,6 +36,10 @@ func commands() map[string]command {
 		"status":    {"print the service's state", cmdStatus},
 		"version":   {"print hedge's version", cmdVersion},
 		"doctor":    {"check this machine for hedge: hedge doctor [--config FILE]", cmdDoctor},
+		"bench":     {"load-test a running hedge: hedge bench mqtt [flags]", cmdBench},
+		"train":     {"train the intent model: hedge train --intents FILE --out DIR [--seed N]", cmdTrain},
+		"eval":      {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--plot FILE.png] [--json]", cmdEval},
+		"models":    {"manage model files: hedge models pull|list|verify|rm", cmdModels},
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -115,9 +114,6 @@ func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case sub == "rm" && len(pos) == 1:
 		if err := store.Remove(pos[0]); err != nil {
 			fmt.Fprintf(stderr, "hedge models rm: %v\n", err)
-			if errors.Is(err, models.ErrNotFound) {
-				return 1
-			}
 			return 1
 		}
 		fmt.Fprintf(stdout, "removed %s\n", pos[0])
@@ -164,7 +160,7 @@ func (b *bar) update(done, total int64) {
 			n := int(pct * 30)
 			eta := ""
 			if rate > 0 {
-				eta = "  ETA " + (time.Duration(float64(total-done)/rate) * time.Second / time.Second * time.Second).Round(time.Second).String()
+				eta = "  ETA " + time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second).String()
 			}
 			line = fmt.Sprintf("[%s%s] %5.1f%%  %s / %s  %s/s%s", strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct*100, humanBytes(done), humanBytes(total), humanBytes(int64(rate)), eta)
 		}

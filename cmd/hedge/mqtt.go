@@ -90,7 +90,7 @@ func wireMQTT(ctx context.Context, cfg config.Config, st *store.Store, log *slog
 		ConnectTimeout:  m.ConnectTimeout,
 		ReconnectMax:    m.ReconnectMax,
 		Workers:         m.MaxInflight,
-		Queue:           m.Queue,
+		Queue:           queueOption(m.Queue),
 		MaxRequestBytes: agent.MaxRequestBytes(cfg.Limits.MaxQueryBytes),
 		Allow:           m.Actions.Allow,
 		Replies:         st,
@@ -104,6 +104,15 @@ func wireMQTT(ctx context.Context, cfg config.Config, st *store.Store, log *slog
 		return nil, noop, err
 	}
 	return tr, closeFn, nil
+}
+
+// queueOption maps mqtt.queue to mqtt.Options.Queue, where 0 means the
+// default and a negative value means no waiting.
+func queueOption(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // mqttSensors reads Home Assistant's sensor values from telemetry; wire it

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,5 +145,102 @@ func TestWireMQTTEmbeddedAndBench(t *testing.T) {
 	}
 	if code := benchMQTT(context.Background(), []string{"--rates", "fast"}, &out, &errOut); code != 2 {
 		t.Errorf("bad --rates: exit %d", code)
+	}
+}
+
+// TestE2EMQTTEmbeddedBroker runs the hedge binary on its MQTT defaults
+// (embedded broker, starter intents, real SLM): a device asks to switch a
+// light, a subscriber sees the action, the asker gets the reply, and a
+// SIGTERM leaves the retained status offline.
+func TestE2EMQTTEmbeddedBroker(t *testing.T) {
+	bin := hedgeBinary(t)
+	state, err := os.MkdirTemp("/tmp", "hmqtt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	listen := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	cfgPath := filepath.Join(state, "config.yaml")
+	cfgBody := fmt.Sprintf("version: 1\ndevice: e2e\nstate_dir: %s\nsocket: %s\nhttp:\n  enabled: false\nmqtt:\n  embedded:\n    listen: %s\nslm:\n  runtime_library: %s\n  threads: 1\n",
+		state, filepath.Join(state, "h.sock"), listen, ortLibrary(t))
+	if err := os.WriteFile(cfgPath, []byte(cfgBody), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("hedge logs:\n%s", logs.String())
+		}
+	})
+
+	url := "tcp://" + listen
+	var c paho.Client
+	deadline := time.Now().Add(2 * time.Minute) // a first start trains the intent model
+	for {
+		c = paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("e2e-asker").SetConnectTimeout(time.Second))
+		if tok := c.Connect(); tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("embedded broker not reachable on %s", listen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer c.Disconnect(50)
+	msgs := make(chan paho.Message, 10)
+	c.Subscribe("hedge/e2e/status", 1, func(_ paho.Client, m paho.Message) { msgs <- m }).Wait()
+	c.Subscribe("home/#", 1, func(_ paho.Client, m paho.Message) { msgs <- m }).Wait()
+	c.Subscribe("e2e/replies/#", 1, func(_ paho.Client, m paho.Message) { msgs <- m }).Wait()
+	next := func(topic string) []byte {
+		t.Helper()
+		timeout := time.After(time.Until(deadline))
+		for {
+			select {
+			case m := <-msgs:
+				if m.Topic() == topic {
+					return m.Payload()
+				}
+			case <-timeout:
+				t.Fatalf("nothing on %s", topic)
+			}
+		}
+	}
+	for string(next("hedge/e2e/status")) != "online" {
+	}
+	c.Publish("hedge/e2e/query", 1, false, `{"id":"k1","text":"turn on the kitchen light","reply_to":"e2e/replies/k1"}`).Wait()
+	if p := next("home/kitchen/light/set"); string(p) != "ON" {
+		t.Fatalf("action payload %q", p)
+	}
+	var a agent.Answer
+	if err := json.Unmarshal(next("e2e/replies/k1"), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != "k1" || a.Tier != agent.TierSLM || a.Intent != "lights_on_kitchen" || a.Error != nil {
+		t.Fatalf("reply %+v", a)
+	}
+
+	// SIGTERM: hedge says offline before the embedded broker goes away with
+	// it; a retained offline is what the next subscriber of a shared broker
+	// would see.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if p := next("hedge/e2e/status"); string(p) != "offline" {
+		t.Fatalf("status on stop %q", p)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("hedge exit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("hedge did not stop on SIGTERM")
 	}
 }

@@ -11,7 +11,10 @@ import (
 // intents but mean none of them, which teaches the out-of-scope class that
 // familiar words alone are not an intent — the commonest way real
 // out-of-scope queries fool a bag-of-n-grams model. Deterministic in seed.
-func MixNegatives(ex []Example, oos, n int, seed uint64) []Example {
+//
+// With share > 0 the target is soft: share to each source intent and the
+// rest to oos, since half an utterance is partly still its intent.
+func MixNegatives(ex []Example, oos, n int, share float32, seed uint64) []Example {
 	var in []Example
 	for _, e := range ex {
 		if e.Label != oos {
@@ -33,7 +36,11 @@ func MixNegatives(ex []Example, oos, n int, seed uint64) []Example {
 			continue
 		}
 		text := strings.Join(wa[:len(wa)/2], " ") + " " + strings.Join(wb[len(wb)/2:], " ")
-		out = append(out, Example{Text: text, Label: oos})
+		e := Example{Text: text, Label: oos}
+		if share > 0 {
+			e.Soft = []LabelWeight{{oos, 1 - 2*share}, {a.Label, share}, {b.Label, share}}
+		}
+		out = append(out, e)
 	}
 	return out
 }

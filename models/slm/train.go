@@ -12,6 +12,16 @@ import (
 type Example struct {
 	Text  string
 	Label int
+	// Soft, when set, is the training target instead of Label alone: a
+	// distribution over labels (weights summing to 1), for examples that
+	// are partly one intent and partly another.
+	Soft []LabelWeight
+}
+
+// LabelWeight is one label's share of a soft target.
+type LabelWeight struct {
+	Label  int
+	Weight float32
 }
 
 // TrainConfig sets the compact model's shape and training.
@@ -89,6 +99,11 @@ func Train(ctx context.Context, examples []Example, labels []string, cfg TrainCo
 		if e.Label < 0 || e.Label >= len(labels) {
 			return nil, fmt.Errorf("train: example %d has label %d of %d", i, e.Label, len(labels))
 		}
+		for _, lw := range e.Soft {
+			if lw.Label < 0 || lw.Label >= len(labels) {
+				return nil, fmt.Errorf("train: example %d has soft label %d of %d", i, lw.Label, len(labels))
+			}
+		}
 		feats[i] = cfg.Feat.Featurize(e.Text)
 	}
 	m := &Model{Feat: cfg.Feat, Labels: append([]string(nil), labels...), Dim: cfg.Dim, Hidden: cfg.Hidden, Temperature: 1}
@@ -106,7 +121,7 @@ func Train(ctx context.Context, examples []Example, labels []string, cfg TrainCo
 			for s := 0; s < len(order); s += cfg.Batch {
 				end := min(s+cfg.Batch, len(order))
 				for _, i := range order[s:end] {
-					t.accumulate(feats[i], examples[i].Label, 1/float32(end-s))
+					t.accumulate(feats[i], examples[i], 1/float32(end-s))
 				}
 				t.step(lr)
 				if cfg.Progress != nil {
@@ -203,7 +218,7 @@ func (t *trainer) dropMask(mask []float32, p float64) {
 }
 
 // accumulate adds one example's gradient, scaled by scale, to the batch's.
-func (t *trainer) accumulate(f Features, label int, scale float32) {
+func (t *trainer) accumulate(f Features, ex Example, scale float32) {
 	cfg := &t.cfg
 	d, hd, c := t.dim, t.hid, t.cls
 	n := t.net
@@ -262,10 +277,16 @@ func (t *trainer) accumulate(f Features, label int, scale float32) {
 	off := eps / float32(c)
 	for k := range t.p {
 		y := off
-		if k == label {
+		if ex.Soft == nil && k == ex.Label {
 			y += 1 - eps
 		}
-		t.p[k] = (t.p[k] - y) * scale
+		t.p[k] -= y
+	}
+	for _, lw := range ex.Soft {
+		t.p[lw.Label] -= (1 - eps) * lw.Weight
+	}
+	for k := range t.p {
+		t.p[k] *= scale
 	}
 	dl := t.p
 	for k, g := range dl {

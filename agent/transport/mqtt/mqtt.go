@@ -69,7 +69,8 @@ type Options struct {
 	// Queue is how many requests may wait for a worker before new ones get
 	// busy replies; 1024. A broker may hand over its whole backlog at once
 	// after a restart (mosquitto does, beyond max_inflight_messages), so
-	// this is sized for a backlog, not for the steady state.
+	// this is sized for a backlog, not for the steady state. Negative: no
+	// request waits.
 	Queue int
 	// MaxRequestBytes bounds a request payload; 0 means
 	// agent.MaxRequestBytes(16 KiB).

@@ -22,6 +22,9 @@ type Options struct {
 	// MixNegatives adds that many synthetic out-of-scope training
 	// examples (slm.MixNegatives) when OOSClass is set.
 	MixNegatives int
+	// MixShare is the soft target share of each source intent (0: hard
+	// out-of-scope label).
+	MixShare float32
 	// TargetRecall R picks the reported threshold: the lowest whose
 	// validation out-of-scope recall is at least R.
 	TargetRecall float64
@@ -74,7 +77,7 @@ func Run(ctx context.Context, ds Dataset, o Options) (Report, error) {
 	start := time.Now()
 	train := examples(ds.Train)
 	if o.OOSClass && o.MixNegatives > 0 {
-		train = append(train, slm.MixNegatives(train, index[OOS], o.MixNegatives, o.Train.Seed)...)
+		train = append(train, slm.MixNegatives(train, index[OOS], o.MixNegatives, o.MixShare, o.Train.Seed)...)
 	}
 	m, err := slm.Train(ctx, train, labels, o.Train)
 	if err != nil {

@@ -6,9 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hedge-edge/hedge/models/slm"
@@ -36,7 +34,7 @@ func main() {
 	oosClass := flag.Bool("oos", true, "")
 	quant := flag.Bool("q", false, "")
 	mix := flag.Int("mix", 0, "")
-	rnd := flag.Int("rnd", 0, "")
+	mixw := flag.Float64("mixw", 0, "")
 	flag.Parse()
 	ds, err := evaluate.LoadCLINC150("/work/shared/datasets/clinc150/data_full.json")
 	if err != nil {
@@ -56,34 +54,8 @@ func main() {
 			tr = append(tr, slm.Example{Text: it.Text, Label: l})
 		}
 	}
-	if *mix > 0 || *rnd > 0 {
-		rng := rand.New(rand.NewPCG(7, 7))
-		var vocab []string
-		var tok [][]string
-		for _, e := range tr {
-			w := strings.Fields(e.Text)
-			tok = append(tok, w)
-			vocab = append(vocab, w...)
-		}
-		n := len(tr)
-		oi := li["oos"]
-		for i := 0; i < *mix; i++ {
-			a, b := rng.IntN(n), rng.IntN(n)
-			if tr[a].Label == tr[b].Label {
-				continue
-			}
-			wa, wb := tok[a], tok[b]
-			t := strings.Join(append(append([]string{}, wa[:len(wa)/2]...), wb[len(wb)/2:]...), " ")
-			tr = append(tr, slm.Example{Text: t, Label: oi})
-		}
-		for i := 0; i < *rnd; i++ {
-			k := 2 + rng.IntN(10)
-			var w []string
-			for j := 0; j < k; j++ {
-				w = append(w, vocab[rng.IntN(len(vocab))])
-			}
-			tr = append(tr, slm.Example{Text: strings.Join(w, " "), Label: oi})
-		}
+	if *mix > 0 {
+		tr = append(tr, slm.MixNegatives(tr, li["oos"], *mix, float32(*mixw), 7)...)
 	}
 	t0 := time.Now()
 	m, err := slm.Train(context.Background(), tr, labels, cfg)
