@@ -61,15 +61,24 @@ fi
 
 raw="$BENCH_DIR/llm-bench-raw.jsonl"
 : >"$raw"
+run_impl() { # impl file
+	case "$1" in
+	hedge) "$BENCH_DIR/llmbench" -model "$2" -threads "$THREADS" -gen "$GEN" -reps "$REPS" -prompt "$PROMPT" ;;
+	c) "$BENCH_DIR/cbench" "$2" "$THREADS" "$GEN" "$REPS" 1 "$PROMPT" ;;
+	node) (cd "$nodedir" && node bench.mjs "$2" "$THREADS" "$GEN" "$REPS" "$PROMPT") || log "node-llama-cpp run failed" ;;
+	esac
+}
+impls=(hedge c)
+[ "$node_ok" = 1 ] && impls+=(node)
 for round in $(seq 1 "$ROUNDS"); do
 	for file in "${files[@]}"; do
-		log "round $round/$ROUNDS: $(basename "$file")"
-		"$BENCH_DIR/llmbench" -model "$file" -threads "$THREADS" -gen "$GEN" -reps "$REPS" -prompt "$PROMPT" | tee -a "$raw"
-		"$BENCH_DIR/cbench" "$file" "$THREADS" "$GEN" "$REPS" 1 "$PROMPT" | tee -a "$raw"
-		if [ "$node_ok" = 1 ]; then
-			(cd "$nodedir" && node bench.mjs "$file" "$THREADS" "$GEN" "$REPS" "$PROMPT") | tee -a "$raw" ||
-				log "node-llama-cpp run failed"
-		fi
+		log "round $round/$ROUNDS: $(basename "$file") (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+		# The order rotates each round so that no implementation always runs
+		# first (or last) after a model switch.
+		n=${#impls[@]}
+		for k in $(seq 0 $((n - 1))); do
+			run_impl "${impls[$(((k + round) % n))]}" "$file" | tee -a "$raw"
+		done
 	done
 done
 "$BENCH_DIR/llmbench" -report "$raw" -png "$OUT/llm-bench.png" | tee "$OUT/llm-bench.md"

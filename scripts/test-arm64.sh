@@ -50,7 +50,7 @@ log() { echo "test-arm64: $*" >&2; }
 # Builds: the arm64 cross build (cached after the first run) and the
 # native one, both with scripts/cgo-env.sh's flags.
 scripts/build-arm64.sh bin/hedge-linux-arm64
-(eval "$(scripts/cgo-env.sh amd64)" && go build -trimpath -o bin/hedge ./cmd/hedge)
+(eval "$(scripts/cgo-env.sh amd64)" && go build -trimpath -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/hedge ./cmd/hedge)
 lib_amd64=$(scripts/fetch-ort.sh x64)
 lib_arm64=$(scripts/fetch-ort.sh arm64)
 

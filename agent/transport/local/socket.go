@@ -309,16 +309,17 @@ func (s *Server) Serve(ctx context.Context, h agent.Handler) error {
 		}
 		go s.serveConn(reqCtx, h, c)
 	}
-	if failed == nil {
-		s.acceptBacklog(reqCtx, h)
-	}
-	s.Close()
-
+	// Stop reading first, then take the backlog, then remove the file: a
+	// line read after shutdown began is always answered shutting_down.
 	s.mu.Lock()
 	for c := range s.conns {
 		c.stopReading()
 	}
 	s.mu.Unlock()
+	if failed == nil {
+		s.acceptBacklog(reqCtx, h)
+	}
+	s.Close()
 	s.wg.Wait()
 	return failed
 }
