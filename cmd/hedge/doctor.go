@@ -99,9 +99,9 @@ type doctorEnv struct {
 	// UnitFiles are where an installed hedge.service may be, first found
 	// wins; used for the offline analysis when systemd is not running.
 	UnitFiles []string
-	// BuildFlags are the cgo compiler flags this binary was built with
-	// (from its build info), to tell whether this CPU can run it.
-	BuildFlags string
+	// Compiled are the CPU features (as /proc/cpuinfo names them) the
+	// binary's C code was compiled to use (compiledFeatures).
+	Compiled []string
 	// BuildTime is the commit time of this binary (zero when unknown).
 	BuildTime time.Time
 }
@@ -111,6 +111,7 @@ func realDoctorEnv(timeout time.Duration) doctorEnv {
 	env := doctorEnv{
 		Root:      "/",
 		Arch:      runtime.GOARCH,
+		Compiled:  compiledFeatures(),
 		Now:       time.Now,
 		Timeout:   timeout,
 		NTP:       timedatectlNTP,
@@ -122,10 +123,7 @@ func realDoctorEnv(timeout time.Duration) doctorEnv {
 	env.Analyze, _ = exec.LookPath("systemd-analyze")
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
-			switch s.Key {
-			case "CGO_CFLAGS":
-				env.BuildFlags = s.Value
-			case "vcs.time":
+			if s.Key == "vcs.time" {
 				env.BuildTime, _ = time.Parse(time.RFC3339, s.Value)
 			}
 		}
@@ -269,9 +267,9 @@ func checkDevice(env doctorEnv) checkResult {
 // armv8.2-a+dotprod dies with SIGILL on a Raspberry Pi 4's Cortex-A72, an
 // x86-64-v3 one on a CPU without AVX2.
 func checkCPU(env doctorEnv) checkResult {
-	need := requiredCPUFeatures(env.Arch, env.BuildFlags)
+	need := env.Compiled
 	if len(need) == 0 {
-		return checkResult{"cpu", checkSkip, "build flags name no CPU features to check"}
+		return checkResult{"cpu", checkSkip, "this build's C code assumes no CPU extensions"}
 	}
 	data, err := os.ReadFile(filepath.Join(env.Root, "proc", "cpuinfo"))
 	if err != nil {
@@ -288,77 +286,14 @@ func checkCPU(env doctorEnv) checkResult {
 		}
 	}
 	if len(missing) > 0 {
-		fix := "rebuild for this CPU: HEDGE_ARM64_CPU=cortex-a72 scripts/build-arm64.sh (docs/edge.md)"
+		fix := "rebuild for this CPU, e.g. HEDGE_ARM64_CPU=cortex-a72 scripts/build-arm64.sh for a Raspberry Pi 4 (docs/edge.md)"
 		if env.Arch == "amd64" {
 			fix = "rebuild with HEDGE_AMD64_MARCH=x86-64-v2 make build"
 		}
-		return checkResult{"cpu", checkFail, fmt.Sprintf("built with %s, but this CPU lacks %s: the local LLM would die with SIGILL; %s",
-			buildMarch(env.BuildFlags), strings.Join(missing, ", "), fix)}
+		return checkResult{"cpu", checkFail, fmt.Sprintf("this build's C code uses %s, but this CPU lacks %s: the local LLM would die with SIGILL; %s",
+			strings.Join(need, ", "), strings.Join(missing, ", "), fix)}
 	}
-	return checkResult{"cpu", checkOK, fmt.Sprintf("has %s, which this build (%s) needs", strings.Join(need, ", "), buildMarch(env.BuildFlags))}
-}
-
-var marchRe = regexp.MustCompile(`-m(arch|cpu)=(\S+)`)
-
-// buildMarch is the -march/-mcpu flag of a build, for messages.
-func buildMarch(flags string) string {
-	if m := marchRe.FindString(flags); m != "" {
-		return m
-	}
-	return "default flags"
-}
-
-// requiredCPUFeatures maps a build's -march/-mcpu to the /proc/cpuinfo
-// feature names its code may use: Arm "Features" (asimddp: dot product,
-// asimdhp: half-precision arithmetic, atomics: LSE) or x86 "flags".
-func requiredCPUFeatures(goarch, flags string) []string {
-	m := marchRe.FindStringSubmatch(flags)
-	if m == nil {
-		return nil
-	}
-	target := strings.ToLower(m[2])
-	switch goarch {
-	case "arm64":
-		base, exts, _ := strings.Cut(target, "+")
-		var need []string
-		v82 := false
-		switch base {
-		case "cortex-a76", "cortex-a77", "cortex-a78", "cortex-a78ae", "cortex-a78c", "neoverse-n1", "cortex-x1", "cortex-a55", "cortex-a65":
-			return []string{"asimddp", "asimdhp", "atomics"}
-		case "cortex-a72", "cortex-a53", "cortex-a57", "cortex-a73", "armv8-a":
-		default:
-			if v, ok := strings.CutPrefix(base, "armv8."); ok {
-				if n, err := strconv.Atoi(strings.TrimSuffix(v, "-a")); err == nil && n >= 1 {
-					need = append(need, "atomics")
-					v82 = n >= 2
-				}
-			} else if strings.HasPrefix(base, "armv9") {
-				need = append(need, "atomics")
-				v82 = true
-			}
-		}
-		for _, e := range strings.Split(exts, "+") {
-			switch e {
-			case "dotprod":
-				need = append(need, "asimddp")
-			case "fp16":
-				if v82 {
-					need = append(need, "asimdhp")
-				}
-			}
-		}
-		return need
-	case "amd64":
-		switch target {
-		case "x86-64-v2":
-			return []string{"sse4_2", "popcnt", "ssse3"}
-		case "x86-64-v3":
-			return []string{"avx2", "fma", "bmi2", "f16c"}
-		case "x86-64-v4":
-			return []string{"avx512f", "avx512bw", "avx512vl"}
-		}
-	}
-	return nil
+	return checkResult{"cpu", checkOK, fmt.Sprintf("has %s, which this build's C code uses", strings.Join(need, ", "))}
 }
 
 // parseCPUFeatures reads the first "Features" (Arm) or "flags" (x86) line

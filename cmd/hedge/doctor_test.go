@@ -138,7 +138,7 @@ func (s *doctorSetup) env(t *testing.T) doctorEnv {
 		NTP:        func(context.Context) (bool, bool, string) { return true, true, "" },
 		Analyze:    systemdAnalyze(t),
 		UnitFiles:  []string{filepath.Join(s.dir, "absent.service"), s.unit},
-		BuildFlags: "-O3 -march=armv8.2-a+fp16+dotprod",
+		Compiled:   []string{"atomics", "asimdhp", "asimddp"}, // -march=armv8.2-a+fp16+dotprod
 		BuildTime:  time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	}
 }
@@ -194,7 +194,7 @@ func TestDoctorHealthy(t *testing.T) {
 	}
 	line(t, out, "✓", "config", s.config)
 	line(t, out, "✓", "device", "Raspberry Pi 5", "raspberry-pi-5")
-	line(t, out, "✓", "cpu", "asimddp", "-march=armv8.2-a+fp16+dotprod")
+	line(t, out, "✓", "cpu", "has atomics, asimdhp, asimddp")
 	line(t, out, "✓", "onnx runtime", "loads", "version 1.30.0")
 	line(t, out, "✓", "intent model", s.intentDir, "sha256")
 	line(t, out, "✓", "model tiny", s.model, "sha256 matches")
@@ -388,22 +388,27 @@ func TestClockChecks(t *testing.T) {
 	}
 }
 
-func TestRequiredCPUFeatures(t *testing.T) {
-	for _, c := range []struct {
-		arch, flags string
-		want        string
-	}{
-		{"arm64", "-O3 -march=armv8.2-a+fp16+dotprod", "atomics asimdhp asimddp"},
-		{"arm64", "-O3 -march=armv8-a+crc", ""},
-		{"arm64", "-O3 -mcpu=cortex-a72", ""},
-		{"arm64", "-O3 -mcpu=cortex-a76", "asimddp asimdhp atomics"},
-		{"arm64", "-O3 -mcpu=cortex-a78ae", "asimddp asimdhp atomics"},
-		{"amd64", "-O3 -march=x86-64-v3", "avx2 fma bmi2 f16c"},
-		{"amd64", "", ""},
-	} {
-		if got := strings.Join(requiredCPUFeatures(c.arch, c.flags), " "); got != c.want {
-			t.Errorf("requiredCPUFeatures(%s, %q) = %q, want %q", c.arch, c.flags, got, c.want)
+// TestCompiledFeatures checks the probe against the flags this test was
+// built with (make test: scripts/cgo-env.sh, x86-64-v3 by default).
+func TestCompiledFeatures(t *testing.T) {
+	got := strings.Join(compiledFeatures(), " ")
+	flags := os.Getenv("CGO_CFLAGS")
+	t.Logf("CGO_CFLAGS %q → %q", flags, got)
+	switch {
+	case strings.Contains(flags, "x86-64-v3"):
+		if got != "avx2 fma f16c bmi2" {
+			t.Errorf("x86-64-v3 build: compiled features %q, want avx2 fma f16c bmi2", got)
 		}
+	case strings.Contains(flags, "x86-64-v2"), strings.Contains(flags, "armv8-a"), strings.Contains(flags, "cortex-a72"):
+		if got != "" {
+			t.Errorf("baseline build: compiled features %q, want none", got)
+		}
+	case strings.Contains(flags, "dotprod"), strings.Contains(flags, "cortex-a76"), strings.Contains(flags, "cortex-a78ae"):
+		if got != "atomics asimdhp asimddp" {
+			t.Errorf("armv8.2 build: compiled features %q, want atomics asimdhp asimddp", got)
+		}
+	default:
+		t.Fatalf("run the tests with scripts/cgo-env.sh's flags (make test); CGO_CFLAGS is %q", flags)
 	}
 }
 
