@@ -81,7 +81,7 @@ steps() {
 	mkdir -p "$dir"
 	local t0=$SECONDS
 	"${run[@]}" version | tee "$dir/version" >&2
-	"${run[@]}" train --intents starter --out "$dir/trained" >"$dir/train.txt"
+	"${run[@]}" train --intents starter --out "$dir/trained" >"$dir/train.txt" 2>"$dir/train.err"
 	log "$arch: trained in $((SECONDS - t0)) s: $(head -1 "$dir/train.txt")"
 	cat >"$dir/config.yaml" <<-EOF
 		version: 1
@@ -142,6 +142,18 @@ steps() {
 
 steps amd64 "$lib_amd64" bin/hedge
 steps arm64 "$lib_arm64" "${arm64[@]}" bin/hedge-linux-arm64
+
+# On a Raspberry Pi 4 (Cortex-A72: no dot product, no LSE atomics) this
+# armv8.2-a build's llama.cpp dies with SIGILL; doctor must say so.
+pi4=("${ns[@]}" sh -c 'mount --bind "$0" /proc/cpuinfo && exec qemu-aarch64-static "$@"' "$repo/platform/testdata/pi4/proc/cpuinfo")
+rc=0
+"${pi4[@]}" bin/hedge-linux-arm64 doctor --config "$work/arm64/config.yaml" --timeout 2s >"$work/doctor-pi4.txt" || rc=$?
+if [ "$rc" -ne 1 ] || ! grep -q '^✗ cpu .*lacks .*asimddp' "$work/doctor-pi4.txt"; then
+	log "doctor on a Pi 4's cpuinfo (exit $rc) did not flag the missing dot product:"
+	cat "$work/doctor-pi4.txt" >&2
+	exit 1
+fi
+log "Pi 4 cpuinfo: $(grep '^✗ cpu' "$work/doctor-pi4.txt")"
 
 # Compare.
 fail=0

@@ -131,15 +131,15 @@ func (s *doctorSetup) writeConfig(t *testing.T, extra string) {
 // analysed offline by the real systemd-analyze.
 func (s *doctorSetup) env(t *testing.T) doctorEnv {
 	return doctorEnv{
-		Root:       "../../platform/testdata/pi5",
-		Arch:       "arm64",
-		Now:        func() time.Time { return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) },
-		Timeout:    2 * time.Second,
-		NTP:        func(context.Context) (bool, bool, string) { return true, true, "" },
-		Analyze:    systemdAnalyze(t),
-		UnitFiles:  []string{filepath.Join(s.dir, "absent.service"), s.unit},
-		Compiled:   []string{"atomics", "asimdhp", "asimddp"}, // -march=armv8.2-a+fp16+dotprod
-		BuildTime:  time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		Root:      "../../platform/testdata/pi5",
+		Arch:      "arm64",
+		Now:       func() time.Time { return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) },
+		Timeout:   2 * time.Second,
+		NTP:       func(context.Context) (bool, bool, string) { return true, true, "" },
+		Analyze:   systemdAnalyze(t),
+		UnitFiles: []string{filepath.Join(s.dir, "absent.service"), s.unit},
+		Compiled:  []string{"atomics", "asimdhp", "asimddp"}, // -march=armv8.2-a+fp16+dotprod
+		BuildTime: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	}
 }
 

@@ -311,3 +311,23 @@ func TestE2EConfigCheck(t *testing.T) {
 		t.Fatalf("config check of a good file: %v %q", err, out)
 	}
 }
+
+// The printed defaults are a valid config file: a starting point that
+// `hedge config check` accepts as it is.
+func TestConfigDefaultsRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	if code := configDefaults(&b); code != 0 {
+		t.Fatalf("configDefaults exited %d", code)
+	}
+	path := filepath.Join(t.TempDir(), "defaults.yaml")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := configCheck(path, &out); code != 0 {
+		t.Fatalf("config check of the defaults: %s", out.String())
+	}
+	if !strings.Contains(b.String(), "max_query_bytes: 16384") {
+		t.Fatalf("defaults lack limits.max_query_bytes:\n%s", b.String())
+	}
+}

@@ -10,6 +10,10 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hedge-edge/hedge/agent/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,7 +32,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"run":       {"run the agent in the foreground: hedge run [--config FILE]", cmdRun},
 		"ask":       {"ask a running hedge over its socket: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--json] TEXT", cmdAsk},
-		"config":    {"check a config file: hedge config check FILE", cmdConfig},
+		"config":    {"check a config file or print the defaults: hedge config check FILE | hedge config defaults", cmdConfig},
 		"install":   {"install hedge as a systemd service: hedge install [--config FILE] [--dry-run]", cmdInstall},
 		"uninstall": {"remove the installed service", cmdUninstall},
 		"start":     {"start the installed service", cmdStart},
@@ -83,11 +87,27 @@ func cmdVersion(args []string) int {
 }
 
 func cmdConfig(args []string) int {
-	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(os.Stderr, "usage: hedge config check FILE")
-		return 2
+	switch {
+	case len(args) == 2 && args[0] == "check":
+		return configCheck(args[1], os.Stdout)
+	case len(args) == 1 && args[0] == "defaults":
+		return configDefaults(os.Stdout)
 	}
-	return configCheck(args[1], os.Stdout)
+	fmt.Fprintln(os.Stderr, "usage: hedge config check FILE | hedge config defaults")
+	return 2
+}
+
+// configDefaults prints the built-in configuration as YAML: every key with
+// its default, a starting point for a config file. Secrets are not part of
+// it: they come from the environment or 0600 files.
+func configDefaults(w io.Writer) int {
+	out, err := yaml.Marshal(config.Default())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hedge: %v\n", err)
+		return 1
+	}
+	w.Write(out)
+	return 0
 }
 
 func configCheck(path string, w io.Writer) int {
