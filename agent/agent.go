@@ -30,6 +30,11 @@ type Options struct {
 	// CacheVersion is mixed into every cache key so that answers of an old
 	// model or intent set are never served (e.g. a hash of the intents file).
 	CacheVersion string
+	// Semantic, with SemanticThreshold > 0, answers a query from the cached
+	// answer of a near-duplicate: same intent and preference, feature
+	// cosine ≥ SemanticThreshold. Volatile intents never take part.
+	Semantic          SemanticCache
+	SemanticThreshold float64
 
 	Classifier       Classifier
 	Skills           Skills
@@ -169,6 +174,23 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 			}
 		}
 	}
+	volatile := s.SpecKnown && s.Spec.Volatile
+	semantic := a.o.Semantic != nil && a.o.SemanticThreshold > 0 && s.HaveSLM && s.Intent.Name != "" && len(s.Intent.Vector) > 0 && !volatile
+	ns := ""
+	if semantic {
+		ns = a.semanticNamespace(q.Prefer, s.Intent.Name)
+		hit, ok, err := a.o.Semantic.Near(ctx, ns, s.Intent.Vector, a.o.SemanticThreshold)
+		if err != nil {
+			a.log.Warn("semantic cache read failed", "err", err)
+		} else if ok {
+			hit.Reason = "cached answer of a near-duplicate query, from tier " + string(hit.Tier)
+			hit.Tier = TierCache
+			if emit != nil {
+				emit(hit.Answer)
+			}
+			return hit, nil
+		}
+	}
 	if a.o.Cloud != nil {
 		s.Cloud = a.o.Cloud.Check(ctx, q)
 	}
@@ -187,7 +209,6 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 	ans.Degraded = plan.Degraded
 	ans.Queued = plan.Queue
 
-	volatile := s.SpecKnown && s.Spec.Volatile
 	if a.o.Cache != nil && !volatile && !ans.Queued && ans.Degraded == "" && ans.Answer != "" {
 		ttl := a.o.CacheTTL
 		if s.SpecKnown && s.Spec.CacheTTL > 0 {
@@ -196,6 +217,10 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 		if ttl > 0 {
 			if err := a.o.Cache.Put(ctx, key, ans, ttl); err != nil {
 				a.log.Warn("cache write failed", "err", err)
+			} else if semantic {
+				if err := a.o.Semantic.PutVector(ctx, key, ns, s.Intent.Vector); err != nil {
+					a.log.Warn("semantic cache write failed", "err", err)
+				}
 			}
 		}
 	}
@@ -310,6 +335,15 @@ func (a *Agent) Run(ctx context.Context, ts ...Transport) error {
 	}
 	a.Drain()
 	return first
+}
+
+// semanticNamespace groups near-duplicate candidates: only answers for the
+// same intent, preference and models may stand in for each other.
+func (a *Agent) semanticNamespace(p Prefer, intent string) string {
+	if p == "" {
+		p = PreferAuto
+	}
+	return a.o.CacheVersion + "|" + string(p) + "|" + intent
 }
 
 // Drain waits for in-flight queries; it is used by Run and by tests.

@@ -287,3 +287,82 @@ func TestCloudFailureMidStreamDoesNotMixTexts(t *testing.T) {
 		t.Fatalf("chunks = %q: local tokens were appended to the cloud's", got)
 	}
 }
+
+// vecCache is a Cache and a SemanticCache that compares vectors exactly
+// by cosine, like the store does.
+type vecCache struct {
+	memCache
+	vecs map[string]map[string][]float32 // namespace → key → vector
+}
+
+func (v *vecCache) PutVector(_ context.Context, key, ns string, vec []float32) error {
+	if v.vecs == nil {
+		v.vecs = map[string]map[string][]float32{}
+	}
+	if v.vecs[ns] == nil {
+		v.vecs[ns] = map[string][]float32{}
+	}
+	v.vecs[ns][key] = vec
+	return nil
+}
+
+func (v *vecCache) Near(ctx context.Context, ns string, vec []float32, minCos float64) (Answer, bool, error) {
+	for k, w := range v.vecs[ns] {
+		var dot, a, b float64
+		for i := range vec {
+			dot += float64(vec[i] * w[i])
+			a += float64(vec[i] * vec[i])
+			b += float64(w[i] * w[i])
+		}
+		if dot/(sqrt(a)*sqrt(b)) >= minCos {
+			return v.Get(ctx, k)
+		}
+	}
+	return Answer{}, false, nil
+}
+
+func sqrt(x float64) float64 {
+	r := x
+	for i := 0; i < 50 && r > 0; i++ {
+		r = (r + x/r) / 2
+	}
+	return r
+}
+
+// vecClassifier gives "hello there" and "hello there friend" nearly the same
+// vector, "what time is it" another.
+type vecClassifier struct{ keywordClassifier }
+
+func (c *vecClassifier) Classify(ctx context.Context, text string) (Intent, error) {
+	in, _ := c.keywordClassifier.Classify(ctx, text)
+	switch {
+	case strings.HasPrefix(text, "hello there"):
+		in.Vector = []float32{1, 0.01 * float32(len(text)-11), 0}
+	default:
+		in.Vector = []float32{0, 0, 1}
+	}
+	return in, nil
+}
+
+func TestHandleSemanticCache(t *testing.T) {
+	c := &vecCache{}
+	a := New(Options{Cache: c, CacheTTL: time.Hour, Semantic: c, SemanticThreshold: 0.95,
+		Classifier: &vecClassifier{}, Skills: skills{}})
+	first := a.Handle(context.Background(), Query{Text: "hello there"}, nil)
+	if first.Tier != TierSLM {
+		t.Fatalf("first = %+v", first)
+	}
+	near := a.Handle(context.Background(), Query{Text: "hello there friend"}, nil)
+	if near.Tier != TierCache || near.Answer != first.Answer || !strings.Contains(near.Reason, "near-duplicate") {
+		t.Fatalf("near-duplicate = %+v, want a semantic cache hit", near)
+	}
+	// Another preference is another namespace.
+	if other := a.Handle(context.Background(), Query{Text: "hello there friend", Prefer: PreferLocal}, nil); other.Tier == TierCache {
+		t.Fatalf("a near-duplicate under another preference hit the cache: %+v", other)
+	}
+	// Volatile intents take no part.
+	a.Handle(context.Background(), Query{Text: "what time is it"}, nil)
+	if tm := a.Handle(context.Background(), Query{Text: "what time is it now"}, nil); tm.Tier == TierCache {
+		t.Fatalf("a volatile intent was served from the semantic cache: %+v", tm)
+	}
+}

@@ -113,6 +113,18 @@ type Cache interface {
 	Put(ctx context.Context, key string, a Answer, ttl time.Duration) error
 }
 
+// SemanticCache finds answers to near-duplicate queries: cached answers are
+// indexed by a namespace (the intent, the preference and the model version)
+// and the query's feature vector. Implementations are safe for concurrent use.
+type SemanticCache interface {
+	// PutVector indexes the answer cached under key.
+	PutVector(ctx context.Context, key, namespace string, vec []float32) error
+	// Near returns the live answer of the namespace whose vector's cosine
+	// with vec is the highest and at least minCos; none returns ok == false,
+	// not an error.
+	Near(ctx context.Context, namespace string, vec []float32, minCos float64) (a Answer, ok bool, err error)
+}
+
 // Handler answers queries; the agent implements it for transports.
 // emit, when not nil, receives the answer's text as it is produced.
 // Handle always returns a reply, errors included.

@@ -182,6 +182,9 @@ func Parse(data []byte) (*Set, error) {
 				bad(where, "action.payload", fmt.Sprintf("%q", a.Payload), "is not a valid template: "+err.Error())
 			}
 			c.payload, c.action = t, a
+			// An action's reply is a side effect's confirmation: served from
+			// the cache it would confirm a publish that never happened.
+			c.spec.Volatile = true
 		}
 		if in.Threshold < 0 || in.Threshold > 1 {
 			bad(where, "threshold", in.Threshold, "must be between 0 and 1 (0: the model's threshold)")

@@ -156,3 +156,15 @@ func TestSkills(t *testing.T) {
 		t.Errorf("no facts: %q %v", got, err)
 	}
 }
+
+func TestActionIntentsAreNeverCached(t *testing.T) {
+	set, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := NewSkills(set, nil, nil)
+	spec, ok := sk.Spec("lights_on_kitchen")
+	if !ok || !spec.Volatile {
+		t.Fatalf("lights_on_kitchen spec = %+v (known %v), want volatile: its answer confirms a publish", spec, ok)
+	}
+}

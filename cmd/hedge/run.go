@@ -96,6 +96,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 	if cfg.Cache.Enabled {
 		opts.Cache = tel.WrapCache(st)
+		opts.Semantic, opts.SemanticThreshold = st, cfg.Cache.SemanticThreshold
 	}
 
 	// MQTT comes first: it performs intent actions and delivers late cloud

@@ -21,11 +21,16 @@ type Featurizer struct {
 	CharMax int `json:"char_max"`
 	// Seed is mixed into every hash so that two models hash differently.
 	Seed uint64 `json:"seed"`
+	// SplitNorm scales word n-grams and character n-grams separately
+	// (each group by 1/sqrt of its size), so the many character n-grams do
+	// not drown the few word features — as concatenating separately
+	// normalized word and character TF-IDF vectors does.
+	SplitNorm bool `json:"split_norm,omitempty"`
 }
 
 // DefaultFeaturizer is what hedge train uses unless told otherwise.
 func DefaultFeaturizer() Featurizer {
-	return Featurizer{Buckets: 1 << 18, WordNgrams: 2, CharMin: 3, CharMax: 5, Seed: 0x9e3779b97f4a7c15}
+	return Featurizer{Buckets: 1 << 18, WordNgrams: 2, CharMin: 3, CharMax: 5, Seed: 0x9e3779b97f4a7c15, SplitNorm: true}
 }
 
 // Validate reports a featurizer that cannot work.
@@ -63,7 +68,8 @@ const (
 // Featurize returns the features of text.
 func (f Featurizer) Featurize(text string) Features {
 	words := Words(Normalize(text))
-	idx := make([]int32, 0, 16*len(words)+2)
+	idx := make([]int32, 0, 3*len(words)+1)
+	var chars []int32
 	for i, w := range words {
 		idx = append(idx, f.bucket(kindWord, w, "", ""))
 		if f.WordNgrams >= 2 && i > 0 {
@@ -73,7 +79,7 @@ func (f Featurizer) Featurize(text string) Features {
 			idx = append(idx, f.bucket(kindTri, words[i-2], words[i-1], w))
 		}
 		if f.CharMax > 0 {
-			idx = f.appendChars(idx, w)
+			chars = f.appendChars(chars, w)
 		}
 	}
 	if len(idx) == 0 {
@@ -81,17 +87,37 @@ func (f Featurizer) Featurize(text string) Features {
 		// embedding; it is the same for all empty texts.
 		idx = append(idx, f.bucket(kindWord, "", "", ""))
 	}
-	slices.Sort(idx)
-	out := Features{Index: make([]int32, 0, len(idx)), Weight: make([]float32, 0, len(idx))}
-	scale := float32(1 / math.Sqrt(float64(len(idx))))
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && idx[j] == idx[i] {
-			j++
+	type fw struct {
+		i int32
+		w float32
+	}
+	all := make([]fw, 0, len(idx)+len(chars))
+	if f.SplitNorm {
+		ws := float32(1 / math.Sqrt(float64(len(idx))))
+		for _, i := range idx {
+			all = append(all, fw{i, ws})
 		}
-		out.Index = append(out.Index, idx[i])
-		out.Weight = append(out.Weight, float32(j-i)*scale)
-		i = j
+		if len(chars) > 0 {
+			cs := float32(1 / math.Sqrt(float64(len(chars))))
+			for _, i := range chars {
+				all = append(all, fw{i, cs})
+			}
+		}
+	} else {
+		s := float32(1 / math.Sqrt(float64(len(idx)+len(chars))))
+		for _, i := range append(idx, chars...) {
+			all = append(all, fw{i, s})
+		}
+	}
+	slices.SortFunc(all, func(a, b fw) int { return int(a.i) - int(b.i) })
+	out := Features{Index: make([]int32, 0, len(all)), Weight: make([]float32, 0, len(all))}
+	for _, x := range all {
+		if n := len(out.Index); n > 0 && out.Index[n-1] == x.i {
+			out.Weight[n-1] += x.w
+			continue
+		}
+		out.Index = append(out.Index, x.i)
+		out.Weight = append(out.Weight, x.w)
 	}
 	return out
 }
