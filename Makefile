@@ -10,7 +10,7 @@ CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
 RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build run test bench vet fmt-check clean
+.PHONY: help setup build build-arm64 test-arm64 deb run test bench vet fmt-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,15 @@ build: ## build bin/hedge for this machine
 	scripts/setup.sh build
 	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge ./cmd/hedge
 
+build-arm64: ## cross-build bin/hedge-linux-arm64 (cgo; HEDGE_ARM64_CPU=cortex-a72 for a Pi 4)
+	scripts/build-arm64.sh
+
+test-arm64: ## run the arm64 build under qemu-user-static and compare it with the amd64 build
+	scripts/test-arm64.sh
+
+deb: ## build dist/hedge_<version>_{amd64,arm64}.deb
+	scripts/deb.sh
+
 run: build ## run hedge on embedded defaults, state under ./.hedge/
 	@mkdir -p .hedge
 	$(RUN_ENV) bin/hedge run
@@ -30,6 +39,7 @@ test: ## install what the tests need, then run every test
 	scripts/setup.sh test
 	$(CGO_ENV) $(GO) vet ./...
 	$(CGO_ENV) $(GO) test -count=1 -timeout 30m ./...
+	scripts/test-arm64.sh
 
 bench: build ## run the benchmarks and print the tables of the README
 	scripts/bench.sh

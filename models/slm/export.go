@@ -1,6 +1,7 @@
 package slm
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/hedge-edge/hedge/models/slm/onnxpb"
@@ -50,8 +51,19 @@ func (m *Model) Export() ([]byte, error) {
 	// with the same result.
 	remap, kept := m.usedRows()
 	v = int64(len(kept)) + 1
-	g.Initializers = append(g.Initializers, onnxpb.Int32Tensor("bucket_row", []int64{int64(len(remap))}, remap))
-	node("Gather", []string{"bucket_row", InputIndices}, "rows_idx")
+	if len(kept) < 1<<16 {
+		// Row numbers fit 16 bits: half the size of the int32 table.
+		raw := make([]byte, 2*len(remap))
+		for i, r := range remap {
+			binary.LittleEndian.PutUint16(raw[2*i:], uint16(r))
+		}
+		g.Initializers = append(g.Initializers, onnxpb.Tensor{Name: "bucket_row", Type: onnxpb.Uint16, Dims: []int64{int64(len(remap))}, Raw: raw})
+		node("Gather", []string{"bucket_row", InputIndices}, "rows_idx16")
+		node("Cast", []string{"rows_idx16"}, "rows_idx", onnxpb.IntAttr("to", int64(onnxpb.Int64)))
+	} else {
+		g.Initializers = append(g.Initializers, onnxpb.Int32Tensor("bucket_row", []int64{int64(len(remap))}, remap))
+		node("Gather", []string{"bucket_row", InputIndices}, "rows_idx")
+	}
 	var logits []string
 	for k, n := range m.Nets {
 		p := fmt.Sprintf("m%d_", k)

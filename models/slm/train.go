@@ -31,8 +31,11 @@ type TrainConfig struct {
 	Hidden  int // hidden units
 	Members int // ensemble members, averaged at the logits
 	Epochs  int
-	Batch   int
-	LR      float64 // Adam step size
+	// MinSteps raises the epochs for small example sets so that training
+	// takes at least this many optimizer steps.
+	MinSteps int
+	Batch    int
+	LR       float64 // Adam step size
 	// WeightDecay is decoupled (AdamW) weight decay of the dense layers;
 	// EmbDecay that of the embedding rows a batch touches.
 	WeightDecay float64
@@ -107,6 +110,9 @@ func Train(ctx context.Context, examples []Example, labels []string, cfg TrainCo
 		feats[i] = cfg.Feat.Featurize(e.Text)
 	}
 	m := &Model{Feat: cfg.Feat, Labels: append([]string(nil), labels...), Dim: cfg.Dim, Hidden: cfg.Hidden, Temperature: 1}
+	if perEpoch := (len(examples) + cfg.Batch - 1) / cfg.Batch; cfg.Epochs*perEpoch < cfg.MinSteps {
+		cfg.Epochs = (cfg.MinSteps + perEpoch - 1) / perEpoch
+	}
 	total := cfg.Members * cfg.Epochs * len(examples)
 	for k := 0; k < cfg.Members; k++ {
 		t := newTrainer(cfg, len(labels), cfg.Seed*1000003+uint64(k))
