@@ -3,10 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -240,27 +238,11 @@ func (c Cloud) Key() (Secret, error) {
 	if c.APIKey != "" || c.APIKeyFile == "" {
 		return c.APIKey, nil
 	}
-	f, err := os.Open(c.APIKeyFile)
+	data, err := ReadSecretFile("cloud.api_key_file", c.APIKeyFile)
 	if err != nil {
-		return "", fmt.Errorf("read cloud.api_key_file: %w", err)
+		return "", err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("read cloud.api_key_file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("read cloud.api_key_file: %s is not a regular file", c.APIKeyFile)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("read cloud.api_key_file: %s has mode %04o, so other users can read the API key; "+
-			"hedge refuses it: run chmod 600 %s", c.APIKeyFile, perm, c.APIKeyFile)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return "", fmt.Errorf("read cloud.api_key_file: %w", err)
-	}
-	key, _, _ := strings.Cut(string(data), "\n")
+	key, _, _ := strings.Cut(data, "\n")
 	key = strings.TrimSpace(key)
 	switch {
 	case key == "":

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +23,10 @@ type HTTP struct {
 	// may read (mode 0600 or stricter). HEDGE_HTTP_TOKEN wins over it. The
 	// token itself is never read from the config file, which is world-readable.
 	TokenFile string `yaml:"token_file"`
-	// Token is the bearer token from HEDGE_HTTP_TOKEN; never from YAML.
-	Token string `yaml:"-"`
+	// Token is the bearer token from HEDGE_HTTP_TOKEN; never from YAML. A
+	// Secret, like the other credentials, so that printing the config
+	// cannot show it.
+	Token Secret `yaml:"-"`
 	// MaxBodyBytes bounds a request body; 0 derives it from
 	// limits.max_query_bytes (room for the query, a system prompt and some
 	// history, all JSON-escaped).
@@ -62,7 +63,7 @@ func defaultHTTP() HTTP {
 func (h *HTTP) env() []envOverride {
 	return []envOverride{
 		{"HEDGE_HTTP_LISTEN", setString(&h.Listen)},
-		{"HEDGE_HTTP_TOKEN", setString(&h.Token)},
+		{"HEDGE_HTTP_TOKEN", func(v string) error { h.Token = Secret(v); return nil }},
 		{"HEDGE_HTTP_TOKEN_FILE", setString(&h.TokenFile)},
 	}
 }
@@ -80,7 +81,7 @@ func (h *HTTP) validate() []string {
 			"is reachable beyond this machine, so a bearer token is required: set HEDGE_HTTP_TOKEN or http.token_file"))
 	}
 	if h.Token != "" {
-		if why := tokenProblem(h.Token); why != "" {
+		if why := tokenProblem(h.Token.Reveal()); why != "" {
 			p = append(p, problem("HEDGE_HTTP_TOKEN", "(hidden)", why))
 		}
 	}
@@ -157,20 +158,13 @@ func tokenProblem(tok string) string {
 // group or others; "" when neither is set (no token, loopback only).
 func (h HTTP) BearerToken() (string, error) {
 	if h.Token != "" || h.TokenFile == "" {
-		return h.Token, nil
+		return h.Token.Reveal(), nil
 	}
-	fi, err := os.Stat(h.TokenFile)
+	data, err := ReadSecretFile("http.token_file", h.TokenFile)
 	if err != nil {
-		return "", fmt.Errorf("read http.token_file: %w", err)
+		return "", err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("read http.token_file: %s has mode %04o; a token file must be 0600 or stricter", h.TokenFile, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(h.TokenFile)
-	if err != nil {
-		return "", fmt.Errorf("read http.token_file: %w", err)
-	}
-	tok, _, _ := strings.Cut(string(data), "\n")
+	tok, _, _ := strings.Cut(data, "\n")
 	tok = strings.TrimSpace(tok)
 	if why := tokenProblem(tok); why != "" {
 		return "", fmt.Errorf("read http.token_file: %s: %s", h.TokenFile, why)

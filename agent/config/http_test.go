@@ -41,7 +41,7 @@ func TestHTTPListenNeedsTokenBeyondLoopback(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.listen+"/"+c.token+c.file, func(t *testing.T) {
 			cfg := Default()
-			cfg.HTTP.Listen, cfg.HTTP.Token, cfg.HTTP.TokenFile = c.listen, c.token, c.file
+			cfg.HTTP.Listen, cfg.HTTP.Token, cfg.HTTP.TokenFile = c.listen, Secret(c.token), c.file
 			err := cfg.Validate()
 			switch {
 			case c.want == "" && err != nil:

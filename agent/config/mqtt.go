@@ -210,7 +210,7 @@ func (m *MQTT) validate() []string {
 		bad("queue", m.Queue, "must be between 0 and 65536")
 	}
 	for _, f := range m.Actions.Allow {
-		if why := topicFilterProblem(f); why != "" {
+		if why := TopicFilterProblem(f); why != "" {
 			bad("actions.allow", fmt.Sprintf("%q", f), why)
 		}
 	}
@@ -261,12 +261,21 @@ func topicNameProblem(s string) string {
 		return "must not have empty topic levels"
 	case len(s) > 256:
 		return "must be at most 256 bytes"
+	case strings.IndexFunc(s, controlRune) >= 0:
+		// The transport refuses them too (mosquitto drops the client):
+		// config check must say so rather than hedge run.
+		return "must not hold control characters"
 	}
 	return ""
 }
 
-// topicFilterProblem says why f is not a usable allow-list filter.
-func topicFilterProblem(f string) string {
+// controlRune reports C0 and C1 control characters.
+func controlRune(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
+
+// TopicFilterProblem says why f is not a usable topic filter for
+// mqtt.actions.allow, "" when it is. The MQTT transport checks its
+// allow-list with it too, so config check and hedge run agree.
+func TopicFilterProblem(f string) string {
 	switch {
 	case f == "":
 		return "must not be empty"

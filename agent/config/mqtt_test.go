@@ -32,6 +32,7 @@ func TestMQTTValidate(t *testing.T) {
 		{"mqtt:\n  prefix: a/+/b\n", `mqtt.prefix: "a/+/b": must not contain the wildcards`},
 		{"mqtt:\n  prefix: $SYS\n", "must not start with $"},
 		{"mqtt:\n  prefix: a//b\n", "empty topic levels"},
+		{"mqtt:\n  prefix: \"a\\tb\"\n", "must not hold control characters"},
 		{"mqtt:\n  qos: 0\n", "mqtt.qos: 0: must be 1 or 2"},
 		{"mqtt:\n  keepalive: 100ms\n", "mqtt.keepalive: 100ms: must be at least 1s"},
 		{"mqtt:\n  max_inflight: 0\n", "mqtt.max_inflight: 0: must be between 1 and 1024"},

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -116,22 +115,7 @@ cloud:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	cmd := exec.Command(hedgeBinary(t), "run", "--config", path)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "HEDGE_CLOUD_API_KEY=sk-e2e-secret-key-0123456789")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("hedge logs:\n%s", logs.String())
-		}
-	})
+	logs := launch(t, path, "HEDGE_CLOUD_API_KEY=sk-e2e-secret-key-0123456789").logs
 
 	replies := make(chan agent.Answer, 16)
 	opts := paho.NewClientOptions().AddBroker(broker.URL).SetClientID("e2e-device")

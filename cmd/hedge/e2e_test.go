@@ -29,6 +29,16 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary hedgeBinary built: tens of megabytes a run
+// that would otherwise pile up in the temp directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // hedgeBinary builds cmd/hedge once per test run, with the cgo flags the
 // test process was started with (make test sources scripts/cgo-env.sh).
 func hedgeBinary(t *testing.T) string {
@@ -90,6 +100,30 @@ func testConfig(t *testing.T, state, socket, extra string) string {
 	return path
 }
 
+// launch starts `hedge run --config cfg` with env added to the test's
+// environment (and no systemd NOTIFY_SOCKET). At cleanup the process is
+// killed and reaped, and its logs shown when the test failed. Whoever takes
+// the exit status from p.done puts it back for the cleanup.
+func launch(t *testing.T, cfg string, env ...string) *proc {
+	t.Helper()
+	p := &proc{logs: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(hedgeBinary(t), "run", "--config", cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="), env...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		p.done <- <-p.done
+		if t.Failed() {
+			t.Logf("hedge logs:\n%s", p.logs.String())
+		}
+	})
+	return p
+}
+
 // startHedge starts `hedge run` and waits until its socket answers.
 func startHedge(t *testing.T, extra string) *proc {
 	t.Helper()
@@ -98,22 +132,9 @@ func startHedge(t *testing.T, extra string) *proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
-	p := &proc{state: state, socket: filepath.Join(state, "h.sock"), logs: &syncBuffer{}, done: make(chan error, 1)}
-	cfg := testConfig(t, state, p.socket, extra)
-	p.cmd = exec.Command(hedgeBinary(t), "run", "--config", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("hedge logs:\n%s", p.logs.String())
-		}
-	})
+	socket := filepath.Join(state, "h.sock")
+	p := launch(t, testConfig(t, state, socket, extra))
+	p.state, p.socket = state, socket
 	deadline := time.Now().Add(2 * time.Minute) // a first start trains the intent model
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("unix", p.socket); err == nil {

@@ -104,7 +104,8 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer rt.Close()
-	o := evaluate.Options{Train: slm.DefaultTrainConfig(), Quantize: true, OOSClass: true, TargetRecall: *target, Runtime: rt}
+	o := evaluate.DefaultOptions()
+	o.TargetRecall, o.Runtime = *target, rt
 	o.Train.Seed = *seed
 	if *members > 0 {
 		o.Train.Members = *members

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -153,7 +152,6 @@ func TestWireMQTTEmbeddedAndBench(t *testing.T) {
 // light, a subscriber sees the action, the asker gets the reply, and a
 // SIGTERM leaves the retained status offline.
 func TestE2EMQTTEmbeddedBroker(t *testing.T) {
-	bin := hedgeBinary(t)
 	state, err := os.MkdirTemp("/tmp", "hmqtt")
 	if err != nil {
 		t.Fatal(err)
@@ -166,21 +164,7 @@ func TestE2EMQTTEmbeddedBroker(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfgBody), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("hedge logs:\n%s", logs.String())
-		}
-	})
+	p := launch(t, cfgPath)
 
 	url := "tcp://" + listen
 	var c paho.Client
@@ -231,12 +215,13 @@ func TestE2EMQTTEmbeddedBroker(t *testing.T) {
 	// SIGTERM: hedge says offline before the embedded broker goes away with
 	// it; a retained offline is what the next subscriber of a shared broker
 	// would see.
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if p := next("hedge/e2e/status"); string(p) != "offline" {
 		t.Fatalf("status on stop %q", p)
 	}
 	select {
-	case err := <-done:
+	case err := <-p.done:
+		p.done <- err
 		if err != nil {
 			t.Fatalf("hedge exit: %v", err)
 		}

@@ -195,12 +195,18 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 	// The watchdog pings only while the store answers and hedge is not
 	// shutting down, so systemd restarts a hedge that hangs.
+	// It ends with run, not only with ctx: a transport that fails returns
+	// from run with ctx still live, and the store closes behind it.
+	watchCtx, stopWatchdog := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	defer func() { stopWatchdog(); <-watchDone }()
 	healthy := func() bool {
-		_, _, err := st.OutboxStats(ctx)
-		return err == nil && ctx.Err() == nil
+		_, _, err := st.OutboxStats(watchCtx)
+		return err == nil && watchCtx.Err() == nil
 	}
 	go func() {
-		if err := platform.Watchdog(ctx, healthy, log); err != nil {
+		defer close(watchDone)
+		if err := platform.Watchdog(watchCtx, healthy, log); err != nil {
 			log.Warn("watchdog off", "err", err)
 		}
 	}()

@@ -65,8 +65,26 @@ const (
 	kindTri    = 0x04
 )
 
+// View selects feature groups: an ensemble member trained on one view
+// sees the world differently from the others, which is what makes an
+// ensemble better than its members.
+type View string
+
+// The views. "" means ViewAll.
+const (
+	ViewAll   View = "all"
+	ViewWords View = "words" // word n-grams only
+	ViewChars View = "chars" // character n-grams only
+)
+
 // Featurize returns the features of text.
-func (f Featurizer) Featurize(text string) Features {
+func (f Featurizer) Featurize(text string) Features { return f.FeaturizeView(text, ViewAll) }
+
+// FeaturizeView returns the features of text in view v. With SplitNorm a
+// view's features are exactly its part of Featurize's (same rows, same
+// weights), so a member trained on a view needs no view at inference: the
+// other group's rows are zero in its table.
+func (f Featurizer) FeaturizeView(text string, v View) Features {
 	words := Words(Normalize(text))
 	idx := make([]int32, 0, 3*len(words)+1)
 	var chars []int32
@@ -82,7 +100,15 @@ func (f Featurizer) Featurize(text string) Features {
 			chars = f.appendChars(chars, w)
 		}
 	}
-	if len(idx) == 0 {
+	switch v {
+	case ViewWords:
+		chars = nil
+	case ViewChars:
+		if len(chars) > 0 {
+			idx = idx[:0]
+		}
+	}
+	if len(idx) == 0 && len(chars) == 0 {
 		// An empty text still gets one feature so that every text has an
 		// embedding; it is the same for all empty texts.
 		idx = append(idx, f.bucket(kindWord, "", "", ""))
@@ -93,9 +119,11 @@ func (f Featurizer) Featurize(text string) Features {
 	}
 	all := make([]fw, 0, len(idx)+len(chars))
 	if f.SplitNorm {
-		ws := float32(1 / math.Sqrt(float64(len(idx))))
-		for _, i := range idx {
-			all = append(all, fw{i, ws})
+		if len(idx) > 0 {
+			ws := float32(1 / math.Sqrt(float64(len(idx))))
+			for _, i := range idx {
+				all = append(all, fw{i, ws})
+			}
 		}
 		if len(chars) > 0 {
 			cs := float32(1 / math.Sqrt(float64(len(chars))))

@@ -88,6 +88,28 @@ func TestFeaturize(t *testing.T) {
 	if c := f.Featurize("lights"); len(c.Index) < 5 {
 		t.Errorf("one word gives %d features; char n-grams missing", len(c.Index))
 	}
+	// With SplitNorm the views partition the features: same rows, same
+	// weights (unless a word and a character n-gram share a bucket).
+	all := f.Featurize("turn on the kitchen lights")
+	w, c := f.FeaturizeView("turn on the kitchen lights", ViewWords), f.FeaturizeView("turn on the kitchen lights", ViewChars)
+	got := map[int32]float32{}
+	for i, r := range w.Index {
+		got[r] += w.Weight[i]
+	}
+	for i, r := range c.Index {
+		got[r] += c.Weight[i]
+	}
+	if len(got) != len(all.Index) {
+		t.Errorf("views have %d rows, all %d", len(got), len(all.Index))
+	}
+	for i, r := range all.Index {
+		if math.Abs(float64(got[r]-all.Weight[i])) > 1e-6 {
+			t.Errorf("row %d: views %v, all %v", r, got[r], all.Weight[i])
+		}
+	}
+	if len(w.Index) != 9 {
+		t.Errorf("words view has %d features, want 5 words + 4 bigrams", len(w.Index))
+	}
 }
 
 func TestTrainingIsDeterministic(t *testing.T) {
@@ -135,6 +157,7 @@ func TestParityORTAndGo(t *testing.T) {
 			o := smallOptions()
 			o.Quantize = tc.quantize
 			o.Train.Members = tc.members
+			o.Train.Views = []View{ViewAll, ViewWords, ViewChars}
 			b, m, _, err := Build(context.Background(), toyCorpus(), o)
 			if err != nil {
 				t.Fatal(err)

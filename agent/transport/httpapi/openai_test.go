@@ -285,21 +285,12 @@ func TestStreamErrors(t *testing.T) {
 		t.Fatalf("CreateChatCompletionStream: %v", err)
 	}
 	defer st.Close()
-	var text strings.Builder
-	for {
-		ch, err := st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "generator crashed mid-answer") {
-				t.Fatalf("Recv = %v after %q, want the generator's error", err, text.String())
-			}
-			break
-		}
-		if len(ch.Choices) > 0 {
-			text.WriteString(ch.Choices[0].Delta.Content)
-		}
+	text, err := streamed(st)
+	if err == nil || !strings.Contains(err.Error(), "generator crashed mid-answer") {
+		t.Fatalf("Recv = %v after %q, want the generator's error", err, text)
 	}
-	if text.String() != "Once upon a " {
-		t.Errorf("text before the error = %q", text.String())
+	if text != "Once upon a " {
+		t.Errorf("text before the error = %q", text)
 	}
 
 	// Before any token it is an ordinary HTTP error with its status.
@@ -407,5 +398,48 @@ func TestBadRequestsThroughClient(t *testing.T) {
 	})
 	if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 413 || apiErr.Code != "too_large" {
 		t.Fatalf("oversize text: %v", err)
+	}
+}
+
+// TestStreamCloudFailsMidAnswer: the cloud streams part of its answer and
+// fails; the agent answers locally instead. The stream must still carry
+// the answer that the final chunk's hedge object describes, not only the
+// cloud's abandoned start.
+func TestStreamCloudFailsMidAnswer(t *testing.T) {
+	tr := defaultTiers()
+	tr.cloud.failAfter = 2
+	r := serve(t, Options{}, newAgent(t, tr, nil))
+	st, err := client(r, "").CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "hedge-cloud", Messages: userMsg("what is the tallest mountain?"),
+	})
+	if err != nil {
+		t.Fatalf("CreateChatCompletionStream: %v", err)
+	}
+	defer st.Close()
+	text, err := streamed(st)
+	if err != nil {
+		t.Fatalf("Recv: %v after %q", err, text)
+	}
+	if !strings.HasSuffix(text, llmAnswer) {
+		t.Fatalf("streamed %q, want it to end with the local answer %q", text, llmAnswer)
+	}
+}
+
+// streamed reads a stream to its end and returns the text of its deltas;
+// the error is the first one other than the end of the stream, with the
+// text received before it.
+func streamed(st *openai.ChatCompletionStream) (string, error) {
+	var text strings.Builder
+	for {
+		ch, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return text.String(), nil
+		}
+		if err != nil {
+			return text.String(), err
+		}
+		if len(ch.Choices) > 0 {
+			text.WriteString(ch.Choices[0].Delta.Content)
+		}
 	}
 }

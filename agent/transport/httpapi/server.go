@@ -14,16 +14,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/telemetry"
+	"github.com/hedge-edge/hedge/agent/transport/local"
 )
 
 // ErrTokenRequired is returned by New when the address is reachable beyond
@@ -32,8 +31,9 @@ import (
 var ErrTokenRequired = errors.New("a bearer token is required to listen beyond loopback")
 
 // ErrSocketInUse is returned by New when a live process already serves the
-// Unix socket path; a stale socket file (no one listening) is replaced.
-var ErrSocketInUse = errors.New("socket is in use by a running process")
+// Unix socket path; a stale socket file (no one listening) is replaced, and
+// a file that is not a socket is left alone (an error).
+var ErrSocketInUse = local.ErrInUse
 
 // TransportName is the Name of the HTTP transport and the transport label of
 // its queries in metrics.
@@ -116,11 +116,11 @@ func New(o Options) (*Server, error) {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 60 * time.Second
 	}
-	local, err := config.ListenIsLocal(o.Listen)
+	onLoopback, err := config.ListenIsLocal(o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %q: %w", o.Listen, err)
 	}
-	if !local && o.Token == "" {
+	if !onLoopback && o.Token == "" {
 		return nil, fmt.Errorf("http listen %s: %w", o.Listen, ErrTokenRequired)
 	}
 	s := &Server{o: o, log: o.Log.With("component", "http"), started: time.Now()}
@@ -138,7 +138,9 @@ func New(o Options) (*Server, error) {
 	// Serve runs.
 	o.Ready.Set(TransportName, false)
 	if path, ok := strings.CutPrefix(o.Listen, config.UnixPrefix); ok {
-		s.ln, err = listenUnix(path)
+		// The socket transport's listener: it never removes a file that
+		// is not a stale socket.
+		s.ln, err = local.ListenUnix(path, 0o660)
 		s.unixPath = path
 	} else {
 		s.ln, err = net.Listen("tcp", o.Listen)
@@ -151,36 +153,6 @@ func New(o Options) (*Server, error) {
 		s.addr = config.UnixPrefix + s.unixPath
 	}
 	return s, nil
-}
-
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, err
-	}
-	if _, err := os.Lstat(path); err == nil {
-		// Dial first: removing the file of a live server would silently
-		// steal its address.
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-			return nil, ErrSocketInUse
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
-			return nil, fmt.Errorf("probe existing socket: %w", err)
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod socket: %w", err)
-	}
-	return ln, nil
 }
 
 // Name returns "http".

@@ -142,6 +142,25 @@ func TestUnixSocketStaleFileReplaced(t *testing.T) {
 	c.Close()
 }
 
+// A unix: address that names an ordinary file (a typo in http.listen) must
+// fail and leave the file alone: dialling a regular file is refused just
+// like a stale socket, so a dial alone does not prove the file disposable.
+func TestUnixListenLeavesRegularFileAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := New(Options{Listen: "unix:" + path}); err == nil {
+		s.Close()
+		t.Fatal("New on a regular file succeeded, want an error")
+	} else if !strings.Contains(err.Error(), "regular file") {
+		t.Errorf("New on a regular file: %v, want it to say a regular file is there", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+		t.Fatalf("the file was touched: %q %v", b, err)
+	}
+}
+
 func TestReadinessTransitions(t *testing.T) {
 	ready := NewReadiness("slm", "socket")
 	r := serve(t, Options{Ready: ready}, newAgent(t, defaultTiers(), nil))
@@ -248,19 +267,12 @@ func TestLongGenerationOutlivesTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var text strings.Builder
-	for {
-		ch, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("slow stream: %v after %q", err, text.String())
-		}
-		text.WriteString(ch.Choices[0].Delta.Content)
+	text, err := streamed(st)
+	if err != nil {
+		t.Fatalf("slow stream: %v after %q", err, text)
 	}
-	if text.String() != llmAnswer {
-		t.Fatalf("slow stream text %q", text.String())
+	if text != llmAnswer {
+		t.Fatalf("slow stream text %q", text)
 	}
 }
 

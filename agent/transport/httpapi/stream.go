@@ -55,9 +55,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	}
 	st.start()
 	// A tier that answered without emitting (or emitted only the start of
-	// its answer) still gets its whole text streamed.
-	if rest, ok := strings.CutPrefix(ans.Answer, st.sent.String()); ok && rest != "" {
-		st.delta(rest)
+	// its answer) still gets its whole text streamed. When the text sent so
+	// far is not the answer's start (the cloud failed mid-answer and a
+	// local tier answered instead) the answer follows it whole, set apart:
+	// what went out cannot be taken back, and the client must get the
+	// answer the final chunk describes.
+	if rest, ok := strings.CutPrefix(ans.Answer, st.sent.String()); ok {
+		if rest != "" {
+			st.delta(rest)
+		}
+	} else if ans.Answer != "" {
+		st.delta("\n\n" + ans.Answer)
 	}
 	st.event(completion{
 		ID: st.id, Object: "chat.completion.chunk", Created: st.created, Model: st.model,

@@ -99,12 +99,6 @@ type Server struct {
 // file with 0660 minus the umask, and a chmod afterwards only adds back bits
 // the umask removed (up to exactly 0660).
 func Listen(path string, o Options) (*Server, error) {
-	if path == "" {
-		return nil, errors.New("socket: path is empty")
-	}
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("socket %s: path is %d bytes, a Unix socket path may have at most %d", path, len(path), maxSocketPath)
-	}
 	if o.MaxRequestBytes <= 0 {
 		maxText := o.Limits.MaxQueryBytes
 		if maxText <= 0 {
@@ -125,30 +119,62 @@ func Listen(path string, o Options) (*Server, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 
-	if err := ensureDir(filepath.Dir(path)); err != nil {
+	ln, ident, err := listenUnix(path, 0o660)
+	if err != nil {
 		return nil, err
+	}
+	return &Server{o: o, log: o.Log, path: path, ln: ln, ident: ident, conns: make(map[*conn]struct{})}, nil
+}
+
+// ErrInUse is wrapped by Listen and ListenUnix when a live process already
+// accepts connections on the socket path.
+var ErrInUse = errors.New("in use by a running hedge")
+
+// ListenUnix opens a listening Unix socket at path the way Listen does:
+// parent directory created 0750 when missing, a stale socket replaced, a
+// live one (ErrInUse) or any other kind of file left alone, and the file
+// created with exactly mode, with no moment of a wider one. It is
+// the one place hedge's socket listeners (this transport, the HTTP API's
+// unix: address) prepare a socket path. Closing the listener does not
+// remove the file; the caller removes it.
+func ListenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	ln, _, err := listenUnix(path, mode)
+	return ln, err
+}
+
+// listenUnix is ListenUnix, also returning the file it created so that
+// its owner never removes another's.
+func listenUnix(path string, mode os.FileMode) (*net.UnixListener, os.FileInfo, error) {
+	if path == "" {
+		return nil, nil, errors.New("socket: path is empty")
+	}
+	if len(path) > maxSocketPath {
+		return nil, nil, fmt.Errorf("socket %s: path is %d bytes, a Unix socket path may have at most %d", path, len(path), maxSocketPath)
+	}
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		return nil, nil, err
 	}
 	if err := clearStale(path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ln, err := bindUnix(path, 0o660)
+	ln, err := bindUnix(path, mode)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("socket %s is in use by a running hedge (it appeared while starting)", path)
+			return nil, nil, fmt.Errorf("socket %s is %w (it appeared while starting)", path, ErrInUse)
 		}
-		return nil, fmt.Errorf("socket %s: %w", path, err)
+		return nil, nil, fmt.Errorf("socket %s: %w", path, err)
 	}
 	ident, err := os.Lstat(path)
 	if err == nil {
-		// Adds back what the umask took, never more than 0660.
-		err = os.Chmod(path, 0o660)
+		// Adds back what the umask took, never more than mode.
+		err = os.Chmod(path, mode)
 	}
 	if err != nil {
 		ln.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("socket %s: %w", path, err)
+		return nil, nil, fmt.Errorf("socket %s: %w", path, err)
 	}
-	return &Server{o: o, log: o.Log, path: path, ln: ln, ident: ident, conns: make(map[*conn]struct{})}, nil
+	return ln, ident, nil
 }
 
 // ensureDir creates dir with mode 0750 when it does not exist. An existing
@@ -193,7 +219,7 @@ func clearStale(path string) error {
 	switch {
 	case err == nil:
 		c.Close()
-		return fmt.Errorf("socket %s is in use by a running hedge", path)
+		return fmt.Errorf("socket %s is %w", path, ErrInUse)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		// Nobody listens: the file outlived its server (a crash, a kill -9).
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

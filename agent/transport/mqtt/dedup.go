@@ -64,7 +64,7 @@ type replies struct {
 	recWG   sync.WaitGroup
 	dropped atomic.Int64
 	abandon atomic.Bool
-	lastLog atomic.Int64
+	lastLog logLimiter
 }
 
 type record struct {
@@ -239,9 +239,7 @@ func (r *replies) close(grace time.Duration) {
 
 // warn logs at most one warning a minute: a loop must not flood the log.
 func (r *replies) warn(msg string, err error) {
-	now := time.Now().UnixNano()
-	last := r.lastLog.Load()
-	if now-last < int64(time.Minute) || !r.lastLog.CompareAndSwap(last, now) {
+	if !r.lastLog.allow() {
 		return
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -53,6 +53,11 @@ func (tr *Transport) work(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case m := <-tr.queue:
+			if tr.stopping.Load() {
+				// Taken as shutdown began: left unacknowledged, like
+				// the rest of the queue, for the next session.
+				return
+			}
 			tr.process(m)
 		}
 	}
@@ -159,15 +164,7 @@ func (tr *Transport) replyTopic(q agent.Query) (string, *agent.Error) {
 
 func (tr *Transport) process(m paho.Message) {
 	r := tr.decode(m.Payload())
-	if r.q.ReplyTo == "" {
-		tr.unanswered.Add(1)
-		tr.warnLimited("request dropped: no reply topic can be derived", "why", r.err.Message)
-		tr.acks <- pendingAck{msgs: []paho.Message{m}}
-		return
-	}
-	if r.err != nil {
-		tr.malformed.Add(1)
-		tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, r.err), m)
+	if tr.answeredBad(r, m) {
 		return
 	}
 	if r.generated {
@@ -240,19 +237,29 @@ func (tr *Transport) compute(q agent.Query, m paho.Message, key string) {
 	tr.acks <- p
 }
 
-// refuseBusy answers a request that found every worker busy and the queue
-// full. A request already answered gets its stored reply instead.
-func (tr *Transport) refuseBusy(m paho.Message) {
-	r := tr.decode(m.Payload())
+// answeredBad takes care of a request that cannot be handled: one with no
+// reply topic is dropped (acknowledged, counted), a malformed one gets its
+// error reply. It reports whether r was such a request.
+func (tr *Transport) answeredBad(r request, m paho.Message) bool {
 	if r.q.ReplyTo == "" {
 		tr.unanswered.Add(1)
 		tr.warnLimited("request dropped: no reply topic can be derived", "why", r.err.Message)
 		tr.acks <- pendingAck{msgs: []paho.Message{m}}
-		return
+		return true
 	}
 	if r.err != nil {
 		tr.malformed.Add(1)
 		tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, r.err), m)
+		return true
+	}
+	return false
+}
+
+// refuseBusy answers a request that found every worker busy and the queue
+// full. A request already answered gets its stored reply instead.
+func (tr *Transport) refuseBusy(m paho.Message) {
+	r := tr.decode(m.Payload())
+	if tr.answeredBad(r, m) {
 		return
 	}
 	if !r.generated {

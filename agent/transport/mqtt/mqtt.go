@@ -25,6 +25,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/config"
 )
 
 // The sentinel errors of the transport; returned errors wrap them.
@@ -129,7 +130,7 @@ type Transport struct {
 	escalated int64
 	replied   int64
 
-	lastLog atomic.Int64
+	lastLog logLimiter
 }
 
 // pendingAck is a request message to acknowledge once its reply is at the
@@ -197,8 +198,8 @@ func New(o Options) (*Transport, error) {
 		return nil, fmt.Errorf("mqtt: device %q %s", o.Device, why)
 	}
 	for _, f := range o.Allow {
-		if !validFilter(f) {
-			return nil, fmt.Errorf("mqtt: action allow-list: %q is not a topic filter", f)
+		if why := config.TopicFilterProblem(f); why != "" {
+			return nil, fmt.Errorf("mqtt: action allow-list: %q is not a topic filter: %s", f, why)
 		}
 	}
 	tr := &Transport{
@@ -322,10 +323,13 @@ func (tr *Transport) Serve(ctx context.Context, h agent.Handler) error {
 	}
 
 	<-ctx.Done()
+	// Workers stop taking queued requests first: the connect and sensor
+	// loops may take a moment to end, and a request taken meanwhile would
+	// be computed after shutdown began.
 	tr.stopping.Store(true)
+	close(stopWorkers)
 	auxCancel()
 	aux.Wait()
-	close(stopWorkers)
 	workers.Wait()
 	left := len(tr.queue)
 	if left > 0 {
@@ -451,32 +455,25 @@ func (tr *Transport) publishWait(ctx context.Context, topic string, qos byte, re
 	}
 }
 
-func validFilter(f string) bool {
-	if f == "" || strings.HasPrefix(f, "$") || strings.ContainsRune(f, 0) {
-		return false
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if l == "#" && i != len(levels)-1 {
-			return false
-		}
-		if l != "#" && l != "+" && strings.ContainsAny(l, "+#") {
-			return false
-		}
-	}
-	return true
-}
-
 // warnLimited logs at most one warning a minute for a loop that could
-// repeat it for every message.
+// repeat it for every message; the others go to Debug.
 func (tr *Transport) warnLimited(msg string, args ...any) {
-	now := time.Now().UnixNano()
-	last := tr.lastLog.Load()
-	if now-last < int64(time.Minute) || !tr.lastLog.CompareAndSwap(last, now) {
+	if !tr.lastLog.allow() {
 		tr.log.Debug(msg, args...)
 		return
 	}
 	tr.log.Warn(msg, args...)
+}
+
+// logLimiter lets one warning a minute through, so that a loop failing for
+// every message cannot flood the log. The zero value is ready.
+type logLimiter struct{ last atomic.Int64 }
+
+// allow reports whether a warning may be logged now.
+func (l *logLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(time.Minute) && l.last.CompareAndSwap(last, now)
 }
 
 var (

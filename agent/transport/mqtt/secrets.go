@@ -3,33 +3,29 @@ package mqtt
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/hedge-edge/hedge/agent/config"
 )
 
-// ErrFileMode is returned by ReadPasswordFile for a file that others than
-// its owner may read or write: a password must not be world-readable.
-var ErrFileMode = errors.New("password file is readable by others")
+// ErrFileMode is wrapped by ReadPasswordFile's error for a file that others
+// than its owner may read: a password must not be world-readable. It is
+// config.ErrSecretFileMode, the check every hedge secret file passes.
+var ErrFileMode = config.ErrSecretFileMode
 
 // ReadPasswordFile reads a password from a file that only its owner may
-// read (mode 0600 or 0400). One trailing newline is dropped.
+// read (mode 0600 or 0400), with config.ReadSecretFile. One trailing
+// newline is dropped; the rest is the password, spaces included.
 func ReadPasswordFile(path string) (string, error) {
-	fi, err := os.Stat(path)
+	b, err := config.ReadSecretFile("mqtt.password_file", path)
 	if err != nil {
-		return "", fmt.Errorf("read mqtt password file: %w", err)
+		return "", err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("read mqtt password file %s: %w (mode %04o; chmod 600 it)", path, ErrFileMode, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read mqtt password file: %w", err)
-	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	s := strings.TrimSuffix(strings.TrimSuffix(b, "\n"), "\r")
 	if s == "" {
-		return "", fmt.Errorf("read mqtt password file %s: it is empty", path)
+		return "", fmt.Errorf("read mqtt.password_file: %s is empty", path)
 	}
 	return s, nil
 }

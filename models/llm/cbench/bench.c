@@ -1,3 +1,7 @@
+//go:build ignore
+
+// (The constraint above keeps the go tool from compiling this program into
+// the cgo package beside it: bench-llm.sh compiles it with gcc.)
 // bench.c: the C baseline for scripts/bench-llm.sh. It does what hedge's
 // generator does per request, directly on llama.h: load, tokenize, decode
 // the prompt, then sample (greedy) and decode one token at a time, and it

@@ -113,10 +113,12 @@ func plotSummary(sums map[string]map[string]summary, modelsSeen []string, path s
 		p := plot.New()
 		p.Title.Text = mt.title
 		w := vg.Points(14)
+		top := 0.0
 		for i, impl := range implOrder {
 			var vals plotter.Values
 			for _, m := range modelsSeen {
 				vals = append(vals, mt.get(sums[m][impl]))
+				top = max(top, mt.get(sums[m][impl]))
 			}
 			bars, err := plotter.NewBarChart(vals, w)
 			if err != nil {
@@ -134,6 +136,8 @@ func plotSummary(sums map[string]map[string]summary, modelsSeen []string, path s
 		}
 		p.NominalX(names...)
 		p.Legend.Top = true
+		p.Y.Min = 0
+		p.Y.Max = top * 1.35 // room for the legend above the bars
 		row = append(row, p)
 	}
 	const wd, ht = 15 * vg.Inch, 4.5 * vg.Inch

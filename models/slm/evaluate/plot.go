@@ -53,6 +53,7 @@ func Plot(r Report, path string) error {
 		tr.Legend.Add(label, p2)
 	}
 	rc.Legend.Top = true
+	rc.Legend.Left = true
 	tr.Legend.Left = true
 	const w, h = 12 * vg.Inch, 5 * vg.Inch
 	img := vgimg.New(w, h)

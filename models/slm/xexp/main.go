@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hedge-edge/hedge/models/slm"
@@ -35,7 +36,13 @@ func main() {
 	quant := flag.Bool("q", false, "")
 	mix := flag.Int("mix", 0, "")
 	mixw := flag.Float64("mixw", 0, "")
+	views := flag.String("views", "", "")
 	flag.Parse()
+	if *views != "" {
+		for _, v := range strings.Split(*views, ",") {
+			cfg.Views = append(cfg.Views, slm.View(v))
+		}
+	}
 	ds, err := evaluate.LoadCLINC150("/work/shared/datasets/clinc150/data_full.json")
 	if err != nil {
 		panic(err)
