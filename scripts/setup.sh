@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 what=${1:-test}
 pkgs=(gcc g++ make ca-certificates)
 if [ "$what" = test ]; then
-	pkgs+=(mosquitto mosquitto-clients systemd chromium fasttext)
+	# Everything the tests start or call, installed once here so that test
+	# packages running in parallel never race for apt's lock.
+	pkgs+=(mosquitto mosquitto-clients systemd chromium dpkg jq util-linux
+		qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
+		gcc-aarch64-linux-gnu g++-aarch64-linux-gnu binutils-aarch64-linux-gnu)
 fi
 scripts/apt-ensure.sh "${pkgs[@]}"
 go mod download
-if [ -x scripts/fetch-ort.sh ]; then
-	scripts/fetch-ort.sh >/dev/null
-fi
+scripts/fetch-ort.sh >/dev/null
