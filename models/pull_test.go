@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // modelServer serves blob at /models/tiny.gguf with Range support, like a
@@ -48,6 +51,20 @@ func (m *modelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // the connection drops mid-body
 	}
 	http.ServeContent(cw, r, "tiny.gguf", time.Time{}, bytes.NewReader(m.blob))
+}
+
+// servedBytes and lastRange read the counters under the lock (the
+// handler runs on the server's goroutines).
+func (m *modelServer) servedBytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.served
+}
+
+func (m *modelServer) lastRange() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ranges[len(m.ranges)-1]
 }
 
 type countingWriter struct {
@@ -114,11 +131,11 @@ func TestPullInstallsAndLists(t *testing.T) {
 		t.Fatalf("verify = %+v, %v", res, err)
 	}
 	// Pulling it again downloads nothing.
-	before := ms.served
+	before := ms.servedBytes()
 	if _, err := s.Pull(context.Background(), PullOptions{URL: srv.URL + "/models/tiny.gguf", SHA256: sum}); err != nil {
 		t.Fatal(err)
 	}
-	if ms.served != before {
+	if ms.servedBytes() != before {
 		t.Error("a second pull of an installed model downloaded again")
 	}
 	// A damaged file is found by verify.
@@ -155,15 +172,15 @@ func TestPullResumesInterruptedTransfer(t *testing.T) {
 		t.Fatalf("an interrupted pull installed %+v", list)
 	}
 	have := st.Size()
-	servedBefore := ms.served
+	servedBefore := ms.servedBytes()
 	e, err := s.Pull(context.Background(), PullOptions{URL: srv.URL + "/models/tiny.gguf", SHA256: sum, Name: "m"})
 	if err != nil {
 		t.Fatalf("resumed pull: %v", err)
 	}
-	if got := ms.ranges[len(ms.ranges)-1]; got != "bytes="+strconv.FormatInt(have, 10)+"-" {
+	if got := ms.lastRange(); got != "bytes="+strconv.FormatInt(have, 10)+"-" {
 		t.Errorf("resume sent Range %q, want bytes=%d-", got, have)
 	}
-	if resent := ms.served - servedBefore; resent != int64(len(ms.blob))-have {
+	if resent := ms.servedBytes() - servedBefore; resent != int64(len(ms.blob))-have {
 		t.Errorf("resume downloaded %d bytes, want the missing %d", resent, int64(len(ms.blob))-have)
 	}
 	got, _ := os.ReadFile(s.Path(e))
@@ -269,5 +286,38 @@ func TestResolve(t *testing.T) {
 	}
 	if _, _, err := s.Resolve(filepath.Join(t.TempDir(), "gone.gguf")); err == nil {
 		t.Fatal("missing path resolved")
+	}
+}
+
+// TestPullDiskWriteFails runs a pull in a child process whose file size is
+// capped (RLIMIT_FSIZE, like a full SD card for this one process; Go
+// ignores SIGXFSZ, so the write returns EFBIG): the pull must fail with the
+// write error, install nothing, and keep what it wrote for a later resume.
+func TestPullDiskWriteFails(t *testing.T) {
+	if dir := os.Getenv("HEDGE_TEST_FSIZE_CHILD"); dir != "" {
+		_, srv, sum := newServer(t, 300_000)
+		lim := unix.Rlimit{Cur: 100_000, Max: 100_000}
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		s := Open(dir)
+		_, err := s.Pull(context.Background(), PullOptions{URL: srv.URL + "/models/tiny.gguf", SHA256: sum})
+		if err == nil || !strings.Contains(err.Error(), "file too large") {
+			t.Fatalf("pull past the file size limit: err = %v", err)
+		}
+		if list, _ := s.List(); len(list) != 0 {
+			t.Fatalf("manifest lists %+v after a failed write", list)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "tiny.gguf")); !os.IsNotExist(err) {
+			t.Fatalf("model installed after a failed write: %v", err)
+		}
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPullDiskWriteFails$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HEDGE_TEST_FSIZE_CHILD="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }

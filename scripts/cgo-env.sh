@@ -13,7 +13,8 @@
 # Target selection: first argument, else $GOARCH, else `go env GOARCH`.
 # Overrides: HEDGE_AMD64_MARCH (default x86-64-v3: AVX2+FMA+F16C+BMI2, every
 # x86 CPU since Haswell/Zen1), HEDGE_ARM64_MARCH (default armv8.2-a+fp16+dotprod:
-# Cortex-A76 / Raspberry Pi 5; a Pi 4 (Cortex-A72) needs armv8-a+crc).
+# Cortex-A76 / Raspberry Pi 5; a Pi 4 (Cortex-A72) needs armv8-a+crc), or
+# HEDGE_ARM64_CPU (one board's core as -mcpu=, e.g. cortex-a72 for a Pi 4).
 # -march=native is never used: the binary must run on the fleet, not on the
 # build machine.
 set -euo pipefail

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -126,18 +125,7 @@ func ListenIsLocal(listen string) (bool, error) {
 	if err != nil || n < 0 || n > 65535 {
 		return false, fmt.Errorf("port %q is not a number between 0 and 65535", port)
 	}
-	if strings.EqualFold(host, "localhost") {
-		return true, nil
-	}
-	if host == "" {
-		return false, nil
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		// A host name other than localhost may resolve anywhere.
-		return false, nil
-	}
-	return addr.IsLoopback(), nil
+	return LoopbackHost(host), nil
 }
 
 // tokenProblem says what is wrong with a bearer token, or "".

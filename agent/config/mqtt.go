@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -222,7 +223,7 @@ func (m *MQTT) validate() []string {
 			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 				bad("embedded.listen", m.Embedded.Listen, "port must be a number from 0 to 65535")
 			}
-			if !loopbackHost(host) && (m.Username == "" || (m.Password == "" && m.PasswordFile == "")) {
+			if !LoopbackHost(host) && (m.Username == "" || (m.Password == "" && m.PasswordFile == "")) {
 				bad("embedded.listen", m.Embedded.Listen, "listens beyond loopback, which needs mqtt.username and a password (HEDGE_MQTT_PASSWORD or mqtt.password_file)")
 			}
 		}
@@ -238,12 +239,16 @@ func (m *MQTT) validate() []string {
 	return p
 }
 
-func loopbackHost(h string) bool {
-	if h == "localhost" {
+// LoopbackHost reports whether the host part of a listen address keeps a
+// listener on this machine: localhost or a loopback IP. "" (every address)
+// and other names, which may resolve anywhere, do not. It is the one check
+// behind http.listen, mqtt.embedded.listen and the embedded broker.
+func LoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	addr, err := netip.ParseAddr(h)
+	return err == nil && addr.IsLoopback()
 }
 
 // topicNameProblem says why s cannot be a topic prefix: "" when it can.

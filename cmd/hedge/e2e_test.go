@@ -214,8 +214,11 @@ func TestE2ESecondRunOnSameStateDirFailsFast(t *testing.T) {
 	if err == nil {
 		t.Fatalf("second hedge on the same state dir started:\n%s", out)
 	}
-	if took > 2*time.Second {
-		t.Fatalf("second hedge took %s to fail, want < 2s", took)
+	// The store's lock wait is 1s; the bound leaves room for starting a
+	// process on a loaded machine. What it proves is that the second hedge
+	// gives up rather than waits for the first to exit (it never does).
+	if took > 5*time.Second {
+		t.Fatalf("second hedge took %s to fail, want < 5s", took)
 	}
 	if !strings.Contains(string(out), "in use by another hedge") {
 		t.Fatalf("second hedge's message does not say why:\n%s", out)

@@ -35,6 +35,7 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lib := fs.String("runtime-library", os.Getenv("HEDGE_SLM_RUNTIME_LIBRARY"), "ONNX Runtime shared library (default: beside hedge, then the fetch-ort cache)")
 	seed := fs.Uint64("seed", 1, "training seed")
 	members := fs.Int("members", 0, "ensemble members (0: the default)")
+	mix := fs.Int("mix", -1, "synthetic out-of-scope training examples (slm.MixNegatives; -1: the default)")
 	encModel := fs.String("encoder-model", "", "transformer encoder ONNX file (--encoder transformer)")
 	encTok := fs.String("tokenizer", "", "the encoder's tokenizer.json (--encoder transformer)")
 	maxLen := fs.Int("max-length", 64, "tokens per text for the transformer encoder")
@@ -106,6 +107,9 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer rt.Close()
 	o := evaluate.DefaultOptions()
 	o.TargetRecall, o.Runtime = *target, rt
+	if *mix >= 0 {
+		o.MixNegatives = *mix
+	}
 	o.Train.Seed = *seed
 	if *members > 0 {
 		o.Train.Members = *members

@@ -134,6 +134,7 @@ type Generator struct {
 	m       *cModel
 	c       *cContext
 	tmpl    string // chat template in use, "" for plain completion
+	mmapped bool   // whether the loaded model's file is mapped
 	idle    *time.Timer
 	closed  bool
 	loadErr error
@@ -238,7 +239,7 @@ func (g *Generator) loadLocked() error {
 			tmpl = ""
 		}
 	}
-	g.m, g.c, g.tmpl = m, c, tmpl
+	g.m, g.c, g.tmpl, g.mmapped = m, c, tmpl, mmap
 	g.log.Info("llm model loaded", "model", g.o.Name, "path", g.o.Path, "params", m.nParams(), "bytes", m.size(),
 		"ctx", c.nCtx(), "threads", g.o.Threads, "mmap", mmap, "repack", repack, "chat_template", tmpl != "",
 		"took", time.Since(start).Round(time.Millisecond))

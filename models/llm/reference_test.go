@@ -298,3 +298,35 @@ func TestStopsOnEndOfGeneration(t *testing.T) {
 		t.Fatalf("generated %d tokens, want %d (stopping at the end-of-generation token %d of %v)", st.Tokens, stopAt, toks[stopAt], toks)
 	}
 }
+
+// TestQuantizedFixturesLoadAndGenerate loads Q8_0 and Q4_0 fixtures (the
+// types of the benchmark) and checks the mmap choice: a file with Q4_0
+// matrices is read, not mapped, because CPU repacking copies them.
+func TestQuantizedFixturesLoadAndGenerate(t *testing.T) {
+	for _, c := range []struct {
+		typ      gguf.Type
+		wantMmap bool
+	}{{gguf.Q8_0, true}, {gguf.Q4_0, false}} {
+		t.Run(c.typ.String(), func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "m.gguf")
+			if err := gguf.WriteLlama(p, gguf.Tiny, c.typ, 2); err != nil {
+				t.Fatal(err)
+			}
+			var st Stats
+			g, err := New(context.Background(), Options{Path: p, Threads: 1, Temperature: 0, MaxTokens: 8, Log: testLog(t), OnStats: func(s Stats) { st = s }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			if g.mmapped != c.wantMmap {
+				t.Errorf("mmap = %v, want %v", g.mmapped, c.wantMmap)
+			}
+			if _, err := g.Generate(context.Background(), agent.Query{Text: "hello world"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if st.PromptTokens < 2 || st.Tokens == 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

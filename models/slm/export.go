@@ -15,19 +15,27 @@ const (
 	InputIndices  = "indices" // int64 [batch, n]
 	InputWeights  = "weights" // float [batch, 1, n]
 	OutputProbs   = "probs"   // float [batch, classes]
-	OutputHidden  = "hidden"  // float [batch, hidden]
+	OutputHidden  = "hidden"  // float [batch, members*hidden]
 	compactOpset  = 13
 	compactIRName = "hedge-compact"
 )
 
-// Export writes m as an ONNX model. Quantized members (Quantize) store int8
-// tables dequantized in the graph. The bytes depend only on m.
+// Export writes m as an ONNX model. The bytes depend only on m.
+//
+// The members are laid side by side so that the graph is the same dozen
+// operators whatever their number (ONNX Runtime's cost per query is mostly
+// per operator): one table whose row holds every member's embedding of a
+// bucket, one MatMul with a block-diagonal hidden layer, and one MatMul
+// with the output layers stacked (each divided by the member count, which
+// averages the logits).
 func (m *Model) Export() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	nm := len(m.Nets)
 	c := int64(m.Classes())
-	d, h, v := int64(m.Dim), int64(m.Hidden), int64(m.Feat.Buckets)
+	d, h := m.Dim, m.Hidden
+	md, mh := int64(nm*d), int64(nm*h)
 	g := &onnxpb.Graph{
 		Name: compactIRName, Opset: compactOpset, Producer: "hedge", ProducerVersion: "1",
 		Doc: "hedge compact intent classifier: hashed n-gram embedding bag, ReLU layer, softmax over intents with a calibrated temperature",
@@ -37,22 +45,22 @@ func (m *Model) Export() ([]byte, error) {
 		},
 		Outputs: []onnxpb.Value{
 			{Name: OutputProbs, Type: onnxpb.Float, Shape: []onnxpb.Dim{{Param: "batch"}, {Value: c}}},
-			{Name: OutputHidden, Type: onnxpb.Float, Shape: []onnxpb.Dim{{Param: "batch"}, {Value: h}}},
+			{Name: OutputHidden, Type: onnxpb.Float, Shape: []onnxpb.Dim{{Param: "batch"}, {Value: mh}}},
 		},
 	}
 	node := func(op string, in []string, out string, attrs ...onnxpb.Attr) {
 		g.Nodes = append(g.Nodes, onnxpb.Node{Name: out + "_" + op, Op: op, Inputs: in, Outputs: []string{out}, Attrs: attrs})
 	}
 	g.Initializers = append(g.Initializers, onnxpb.Int64Tensor("axis1", []int64{1}, []int64{1}))
+
 	// Only buckets that training touched have non-zero embeddings (the
 	// table starts at zero and only rows in a batch are updated), so the
 	// graph keeps just those rows, plus row 0 of zeros, and maps a bucket
-	// to its row with one int32 table: a fraction of the full table's size
-	// with the same result.
+	// to its row with a small integer table.
 	remap, kept := m.usedRows()
-	v = int64(len(kept)) + 1
+	rows := int64(len(kept)) + 1
 	if len(kept) < 1<<16 {
-		// Row numbers fit 16 bits: half the size of the int32 table.
+		// Row numbers fit 16 bits: half the size of an int32 table.
 		raw := make([]byte, 2*len(remap))
 		for i, r := range remap {
 			binary.LittleEndian.PutUint16(raw[2*i:], uint16(r))
@@ -64,62 +72,72 @@ func (m *Model) Export() ([]byte, error) {
 		g.Initializers = append(g.Initializers, onnxpb.Int32Tensor("bucket_row", []int64{int64(len(remap))}, remap))
 		node("Gather", []string{"bucket_row", InputIndices}, "rows_idx")
 	}
-	var logits []string
-	for k, n := range m.Nets {
-		p := fmt.Sprintf("m%d_", k)
-		var x string
-		if n.EmbQ != nil {
-			raw := make([]byte, int(v)*m.Dim)
-			scale := make([]float32, v)
-			for i, r := range kept {
-				for j, q := range n.EmbQ[int(r)*m.Dim : int(r)*m.Dim+m.Dim] {
-					raw[(i+1)*m.Dim+j] = byte(q)
+
+	quant := m.Nets[0].EmbQ != nil
+	if quant {
+		raw := make([]byte, int(rows)*nm*d)
+		scale := make([]float32, rows)
+		for i, r := range kept {
+			o := (i + 1) * nm * d
+			for k, n := range m.Nets {
+				for j, q := range n.EmbQ[int(r)*d : int(r)*d+d] {
+					raw[o+k*d+j] = byte(q)
 				}
-				scale[i+1] = n.EmbScale[r]
 			}
-			g.Initializers = append(g.Initializers,
-				onnxpb.Tensor{Name: p + "emb_q", Type: onnxpb.Int8, Dims: []int64{v, d}, Raw: raw},
-				onnxpb.FloatTensor(p+"emb_scale", []int64{v}, scale))
-			node("Gather", []string{p + "emb_q", "rows_idx"}, p+"rows_q")
-			node("Cast", []string{p + "rows_q"}, p+"rows", onnxpb.IntAttr("to", int64(onnxpb.Float)))
-			node("Gather", []string{p + "emb_scale", "rows_idx"}, p+"scale")
-			node("Unsqueeze", []string{p + "scale", "axis1"}, p+"scale3")
-			node("Mul", []string{InputWeights, p + "scale3"}, p+"wq")
-			node("MatMul", []string{p + "wq", p + "rows"}, p+"bag")
-		} else {
-			emb := make([]float32, int(v)*m.Dim)
-			for i, r := range kept {
-				copy(emb[(i+1)*m.Dim:], n.Emb[int(r)*m.Dim:int(r)*m.Dim+m.Dim])
-			}
-			g.Initializers = append(g.Initializers, onnxpb.FloatTensor(p+"emb", []int64{v, d}, emb))
-			node("Gather", []string{p + "emb", "rows_idx"}, p+"rows")
-			node("MatMul", []string{InputWeights, p + "rows"}, p+"bag")
+			scale[i+1] = m.Nets[0].EmbScale[r]
 		}
-		x = p + "bag"
 		g.Initializers = append(g.Initializers,
-			onnxpb.FloatTensor(p+"w1", []int64{d, h}, n.W1),
-			onnxpb.FloatTensor(p+"b1", []int64{h}, n.B1),
-			onnxpb.FloatTensor(p+"w2", []int64{h, c}, n.W2),
-			onnxpb.FloatTensor(p+"b2", []int64{c}, n.B2))
-		node("MatMul", []string{x, p + "w1"}, p+"z1")
-		node("Add", []string{p + "z1", p + "b1"}, p+"z1b")
-		node("Relu", []string{p + "z1b"}, p+"h")
-		node("MatMul", []string{p + "h", p + "w2"}, p+"z2")
-		node("Add", []string{p + "z2", p + "b2"}, p+"logits")
-		logits = append(logits, p+"logits")
+			onnxpb.Tensor{Name: "emb_q", Type: onnxpb.Int8, Dims: []int64{rows, md}, Raw: raw},
+			onnxpb.FloatTensor("emb_scale", []int64{rows}, scale))
+		node("Gather", []string{"emb_q", "rows_idx"}, "rows_q")
+		node("Cast", []string{"rows_q"}, "rows", onnxpb.IntAttr("to", int64(onnxpb.Float)))
+		node("Gather", []string{"emb_scale", "rows_idx"}, "scale")
+		node("Unsqueeze", []string{"scale", "axis1"}, "scale3")
+		node("Mul", []string{InputWeights, "scale3"}, "wq")
+		node("MatMul", []string{"wq", "rows"}, "bag")
+	} else {
+		emb := make([]float32, int(rows)*nm*d)
+		for i, r := range kept {
+			o := (i + 1) * nm * d
+			for k, n := range m.Nets {
+				copy(emb[o+k*d:], n.Emb[int(r)*d:int(r)*d+d])
+			}
+		}
+		g.Initializers = append(g.Initializers, onnxpb.FloatTensor("emb", []int64{rows, md}, emb))
+		node("Gather", []string{"emb", "rows_idx"}, "rows")
+		node("MatMul", []string{InputWeights, "rows"}, "bag")
 	}
-	avg := logits[0]
-	if len(logits) > 1 {
-		node("Sum", logits, "logit_sum")
-		g.Initializers = append(g.Initializers, onnxpb.FloatTensor("members", nil, []float32{float32(len(logits))}))
-		node("Div", []string{"logit_sum", "members"}, "logit_avg")
-		avg = "logit_avg"
+
+	w1 := make([]float32, int(md*mh)) // block diagonal
+	b1 := make([]float32, mh)
+	w2 := make([]float32, int(mh*c))
+	b2 := make([]float32, c)
+	inv := float32(1) / float32(nm)
+	for k, n := range m.Nets {
+		for i := 0; i < d; i++ {
+			copy(w1[(k*d+i)*int(mh)+k*h:], n.W1[i*h:i*h+h])
+		}
+		copy(b1[k*h:], n.B1)
+		for j := 0; j < h*int(c); j++ {
+			w2[k*h*int(c)+j] = n.W2[j] * inv
+		}
+		for j, v := range n.B2 {
+			b2[j] += v * inv
+		}
 	}
-	g.Initializers = append(g.Initializers, onnxpb.FloatTensor("temperature", nil, []float32{m.Temperature}))
-	node("Div", []string{avg, "temperature"}, "scaled")
+	g.Initializers = append(g.Initializers,
+		onnxpb.FloatTensor("w1", []int64{md, mh}, w1), onnxpb.FloatTensor("b1", []int64{mh}, b1),
+		onnxpb.FloatTensor("w2", []int64{mh, c}, w2), onnxpb.FloatTensor("b2", []int64{c}, b2),
+		onnxpb.FloatTensor("temperature", nil, []float32{m.Temperature}))
+	node("MatMul", []string{"bag", "w1"}, "z1")
+	node("Add", []string{"z1", "b1"}, "z1b")
+	node("Relu", []string{"z1b"}, "h")
+	node("MatMul", []string{"h", "w2"}, "z2")
+	node("Add", []string{"z2", "b2"}, "logits")
+	node("Div", []string{"logits", "temperature"}, "scaled")
 	node("Softmax", []string{"scaled"}, "probs3", onnxpb.IntAttr("axis", -1))
 	node("Squeeze", []string{"probs3", "axis1"}, OutputProbs)
-	node("Squeeze", []string{"m0_h", "axis1"}, OutputHidden)
+	node("Squeeze", []string{"h", "axis1"}, OutputHidden)
 	return g.Marshal(), nil
 }
 

@@ -65,7 +65,8 @@ func (m *Model) Validate() error {
 type Prediction struct {
 	// Probs are the calibrated class probabilities.
 	Probs []float32
-	// Hidden is the first member's hidden layer, the text's dense vector.
+	// Hidden is the members' hidden layers, concatenated: the text's dense
+	// vector.
 	Hidden []float32
 }
 
@@ -73,16 +74,17 @@ type Prediction struct {
 // Runtime; this is for training, calibration and the parity test.
 func (m *Model) Predict(f Features) Prediction {
 	logits := m.Logits(f, nil)
-	p := Prediction{Probs: make([]float32, len(logits)), Hidden: make([]float32, m.Hidden)}
+	p := Prediction{Probs: make([]float32, len(logits)), Hidden: make([]float32, m.Hidden*len(m.Nets))}
 	inv := m.Temperature
 	for i := range logits {
 		logits[i] /= inv
 	}
 	softmaxInto(p.Probs, logits)
-	n := m.Nets[0]
 	x := make([]float32, m.Dim)
-	n.embed(f, x, m.Dim)
-	n.hidden(x, p.Hidden, m.Dim, m.Hidden)
+	for k, n := range m.Nets {
+		n.embed(f, x, m.Dim)
+		n.hidden(x, p.Hidden[k*m.Hidden:(k+1)*m.Hidden], m.Dim, m.Hidden)
+	}
 	return p
 }
 
@@ -175,23 +177,28 @@ func softmaxInto(dst, logits []float32) {
 }
 
 // Quantize stores every member's embedding table as int8 with one scale per
-// row, a quarter of the float32 size, and replaces Emb by the dequantized
-// values so that the Go forward pass matches the exported graph.
+// row — shared by the members, so the exported graph gathers one row of
+// all members at once — a quarter of the float32 size, and replaces Emb by
+// the dequantized values so that the Go forward pass matches the graph.
 func (m *Model) Quantize() {
 	for _, n := range m.Nets {
 		n.EmbQ = make([]int8, len(n.Emb))
 		n.EmbScale = make([]float32, m.Feat.Buckets)
-		for r := 0; r < m.Feat.Buckets; r++ {
-			row := n.Emb[r*m.Dim : r*m.Dim+m.Dim]
-			var mx float32
-			for _, v := range row {
+	}
+	for r := 0; r < m.Feat.Buckets; r++ {
+		var mx float32
+		for _, n := range m.Nets {
+			for _, v := range n.Emb[r*m.Dim : r*m.Dim+m.Dim] {
 				mx = max(mx, float32(math.Abs(float64(v))))
 			}
-			if mx == 0 {
-				continue
-			}
-			s := mx / 127
+		}
+		if mx == 0 {
+			continue
+		}
+		s := mx / 127
+		for _, n := range m.Nets {
 			n.EmbScale[r] = s
+			row := n.Emb[r*m.Dim : r*m.Dim+m.Dim]
 			q := n.EmbQ[r*m.Dim : r*m.Dim+m.Dim]
 			for d, v := range row {
 				qi := int8(math.Round(float64(v / s)))

@@ -60,7 +60,8 @@ type TrainConfig struct {
 // otherwise; it was chosen on CLINC150's validation split (docs/slm.md).
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
-		Feat: DefaultFeaturizer(), Dim: 64, Hidden: 256, Members: 2,
+		Feat: DefaultFeaturizer(), Dim: 48, Hidden: 256, Members: 3,
+		Views:  []View{ViewAll, ViewWords, ViewChars},
 		Epochs: 10, MinSteps: 600, Batch: 32, LR: 2e-3, WeightDecay: 1e-4, EmbDecay: 0,
 		DropFeature: 0.2, DropEmbed: 0.2, DropHidden: 0.3, LabelSmoothing: 0, Seed: 1,
 	}

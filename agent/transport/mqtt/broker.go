@@ -12,6 +12,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/hedge-edge/hedge/agent/config"
 )
 
 // BrokerOptions configures the embedded broker.
@@ -42,7 +44,7 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: listen %q: %w", o.Listen, err)
 	}
-	if !isLoopback(host) && (o.Username == "" || o.Password == "") {
+	if !config.LoopbackHost(host) && (o.Username == "" || o.Password == "") {
 		return nil, fmt.Errorf("embedded broker: listen %s: beyond loopback a username and password are required", o.Listen)
 	}
 	log := o.Log.With("component", "mqtt-broker")
@@ -82,14 +84,6 @@ func (b *Broker) URL() string { return "tcp://" + b.addr }
 
 // Close stops the broker and disconnects its clients.
 func (b *Broker) Close() error { return b.srv.Close() }
-
-func isLoopback(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
 
 // openHook lets every client in: the broker only listens on loopback then.
 type openHook struct{ mochi.HookBase }

@@ -269,15 +269,3 @@ func (e *echo) count(id string) int {
 	defer e.mu.Unlock()
 	return e.calls[id]
 }
-
-func (e *echo) maxCount() (string, int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	best, n := "", 0
-	for id, c := range e.calls {
-		if c > n {
-			best, n = id, c
-		}
-	}
-	return best, n
-}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/transport/mqtt"
 	"github.com/hedge-edge/hedge/agent/transport/mqtt/mqtttest"
@@ -423,12 +421,3 @@ func TestCourierDeliversLateAnswers(t *testing.T) {
 		t.Error("Deliver after stop succeeded")
 	}
 }
-
-// waitOnline is used by tests that reconnect hedge through other paths.
-func waitOnline(t testing.TB, url, topic string, co clientOpts) {
-	s := subscribe(t, url, topic, co)
-	defer s.close()
-	s.waitPayload(t, "online", 15*time.Second)
-}
-
-var _ = paho.ErrNotConnected
