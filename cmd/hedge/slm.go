@@ -123,8 +123,12 @@ func buildOptions(seed uint64) slm.BuildOptions {
 func modelKey(set *intents.Set, o slm.BuildOptions) string {
 	h := sha256.New()
 	io.WriteString(h, slm.ManifestFormat+"\x00"+set.Hash+"\x00")
-	o.Train.Progress = nil
-	cfg, _ := json.Marshal(o) // plain data, cannot fail
+	cfg, err := json.Marshal(o)
+	if err != nil {
+		// The options are plain data (Progress is not encoded); a field
+		// that cannot be encoded is a programming error.
+		panic("slm: build options: " + err.Error())
+	}
 	h.Write(cfg)
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }

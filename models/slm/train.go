@@ -53,7 +53,7 @@ type TrainConfig struct {
 	Seed           uint64
 	// Progress, when set, is called after each batch with the examples
 	// seen and the total to see; it must be cheap.
-	Progress func(done, total int)
+	Progress func(done, total int) `json:"-"`
 }
 
 // DefaultTrainConfig is what hedge train and hedge eval use unless told
