@@ -62,7 +62,7 @@ func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
 		Feat: DefaultFeaturizer(), Dim: 48, Hidden: 256, Members: 3,
 		Views:  []View{ViewAll, ViewWords, ViewChars},
-		Epochs: 10, MinSteps: 600, Batch: 32, LR: 2e-3, WeightDecay: 1e-4, EmbDecay: 0,
+		Epochs: 10, MinSteps: 600, Batch: 32, LR: 1.5e-3, WeightDecay: 1e-4, EmbDecay: 0,
 		DropFeature: 0.2, DropEmbed: 0.2, DropHidden: 0.3, LabelSmoothing: 0, Seed: 1,
 	}
 }
