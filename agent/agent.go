@@ -175,7 +175,11 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 		}
 	}
 	volatile := s.SpecKnown && s.Spec.Volatile
-	semantic := a.o.Semantic != nil && a.o.SemanticThreshold > 0 && s.HaveSLM && s.Intent.Name != "" && len(s.Intent.Vector) > 0 && !volatile
+	// Near-duplicates count only within an accepted intent: the classifier's
+	// vector says two texts mean the same to it, which is evidence enough
+	// for an intent it knows, not for two open questions ("the capital of
+	// France", "the capital of Spain") that merely both fall outside.
+	semantic := a.o.Semantic != nil && a.o.SemanticThreshold > 0 && s.Accepted() && len(s.Intent.Vector) > 0 && !volatile
 	ns := ""
 	if semantic {
 		ns = a.semanticNamespace(q.Prefer, s.Intent.Name)

@@ -338,6 +338,8 @@ func (c *vecClassifier) Classify(ctx context.Context, text string) (Intent, erro
 	switch {
 	case strings.HasPrefix(text, "hello there"):
 		in.Vector = []float32{1, 0.01 * float32(len(text)-11), 0}
+	case strings.HasPrefix(text, "tell me about"):
+		in.Vector = []float32{0, 1, 0}
 	default:
 		in.Vector = []float32{0, 0, 1}
 	}
@@ -359,6 +361,13 @@ func TestHandleSemanticCache(t *testing.T) {
 	// Another preference is another namespace.
 	if other := a.Handle(context.Background(), Query{Text: "hello there friend", Prefer: PreferLocal}, nil); other.Tier == TierCache {
 		t.Fatalf("a near-duplicate under another preference hit the cache: %+v", other)
+	}
+	// A near-duplicate whose classification is not accepted takes no part.
+	a = New(Options{Cache: c, CacheTTL: time.Hour, Semantic: c, SemanticThreshold: 0.95,
+		Classifier: &vecClassifier{}, Skills: skills{}, LLM: &gen{text: "an open answer"}})
+	a.Handle(context.Background(), Query{Text: "tell me about France"}, nil)
+	if open := a.Handle(context.Background(), Query{Text: "tell me about Spain"}, nil); open.Tier == TierCache {
+		t.Fatalf("an open question was answered from a near-duplicate: %+v", open)
 	}
 	// Volatile intents take no part.
 	a.Handle(context.Background(), Query{Text: "what time is it"}, nil)

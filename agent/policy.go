@@ -45,6 +45,12 @@ func (s Situation) Threshold() float64 {
 	return s.DefaultThreshold
 }
 
+// Accepted reports whether the classification is accepted: the intent is
+// known to the skills and its confidence reaches the threshold.
+func (s Situation) Accepted() bool {
+	return s.HaveSLM && s.SpecKnown && s.Intent.Name != "" && s.Intent.Confidence >= s.Threshold()
+}
+
 // Decide is hedge's routing policy. It is a pure function of the situation:
 //
 //   - A classification is accepted (confident) when the intent is known to
@@ -60,7 +66,7 @@ func (s Situation) Threshold() float64 {
 //     budget or private data marks the answer degraded.
 func Decide(s Situation) Plan {
 	th := s.Threshold()
-	confident := s.HaveSLM && s.SpecKnown && s.Intent.Name != "" && s.Intent.Confidence >= th
+	confident := s.Accepted()
 	p := Plan{Confident: confident}
 
 	wantCloud := false
