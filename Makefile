@@ -21,6 +21,9 @@ setup: ## install what building and testing need (Debian packages, ONNX Runtime,
 build: ## build bin/hedge for this machine
 	scripts/setup.sh build
 	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge ./cmd/hedge
+	@# hedge finds ONNX Runtime beside its binary: bin/ is self-contained, and
+	@# a service installed from it does not depend on a home directory.
+	cp "$$(scripts/fetch-ort.sh)" bin/libonnxruntime.so.1
 
 build-arm64: ## cross-build bin/hedge-linux-arm64 (cgo; HEDGE_ARM64_CPU=cortex-a72 for a Pi 4)
 	scripts/build-arm64.sh
