@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -70,4 +71,22 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPutReplyParallel records replies from 16 goroutines at once, as
+// the MQTT transport's recorders do: batched commits share fsyncs.
+func BenchmarkPutReplyParallel(b *testing.B) {
+	s := openTest(b, Options{ReplyMaxEntries: 100000, ReplyWindow: time.Hour})
+	ctx := context.Background()
+	reply := []byte(`{"id":"x","answer":"a reply of modest length","tier":"cache"}`)
+	var next atomic.Int64
+	b.SetParallelism(8) // 8 × GOMAXPROCS goroutines (16 on two cores)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.PutReply(ctx, fmt.Sprintf("id-%d", next.Add(1)), reply); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

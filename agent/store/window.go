@@ -114,7 +114,9 @@ func (s *Store) PutReply(ctx context.Context, id string, reply []byte) error {
 		return fmt.Errorf("put reply: id is %d bytes; it must be 1 to 1024", len(id))
 	}
 	now := s.o.Now()
-	err := s.update(func(tx *bolt.Tx) error {
+	// Replies are recorded by many MQTT workers at once: batched, they
+	// share fsyncs instead of queueing for one each.
+	err := s.batch(func(tx *bolt.Tx) error {
 		return replyWindow.put(tx, []byte(id), reply, now, s.o.ReplyWindow, s.o.ReplyMaxEntries, false)
 	})
 	if err != nil {

@@ -117,8 +117,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	if mt, ok := mq.(*mqtt.Transport); ok && mt != nil {
 		publisher, courier = mt, mt
 		mt.SetSensors(mqttSensors(tel))
+		// MQTT is ready once connected and subscribed, and not while the
+		// broker is away.
+		ready.Set("mqtt", false)
+		mt.SetLinkHook(func(up bool) { ready.Set("mqtt", up) })
 		transports = append(transports, mt)
-		ready.Set("mqtt", true)
 	}
 
 	// Tiers, cheapest first. Each one is optional; a configured tier that

@@ -125,6 +125,7 @@ type Transport struct {
 	received, answered, dups, busy, malformed, unanswered atomic.Int64
 
 	sensors   atomic.Pointer[func(context.Context) Sensors]
+	linkHook  atomic.Pointer[func(connected bool)]
 	sensorMu  sync.Mutex
 	lastTier  agent.Tier
 	escalated int64
@@ -242,6 +243,7 @@ func New(o Options) (*Transport, error) {
 	copts.SetOnConnectHandler(tr.onConnect)
 	copts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		tr.log.Warn("broker connection lost; reconnecting", "err", err)
+		tr.noteLink(false)
 	})
 	copts.SetReconnectingHandler(func(_ paho.Client, _ *paho.ClientOptions) {
 		tr.log.Debug("reconnecting to broker")
@@ -389,6 +391,17 @@ func (tr *Transport) onConnect(c paho.Client) {
 	c.Publish(tr.t.status, tr.o.QoS, true, "online")
 	if tr.o.Discovery != nil {
 		tr.publishDiscovery(c)
+	}
+	tr.noteLink(true)
+}
+
+// SetLinkHook registers f to hear whether hedge is connected to the broker
+// and subscribed (readiness); call it before Serve. f must not block.
+func (tr *Transport) SetLinkHook(f func(connected bool)) { tr.linkHook.Store(&f) }
+
+func (tr *Transport) noteLink(connected bool) {
+	if f := tr.linkHook.Load(); f != nil {
+		(*f)(connected)
 	}
 }
 

@@ -105,12 +105,30 @@ func TestLastWillAndReconnect(t *testing.T) {
 	px := newProxy(t, b.Addr)
 	h := newEcho()
 	hd := serve(t, mqtt.Options{Brokers: []string{px.url()}}, h)
+	link := make(chan bool, 16)
+	hd.tr.SetLinkHook(func(up bool) { link <- up })
 	status := subscribe(t, b.URL, hd.tr.StatusTopic(), clientOpts{})
 	status.waitPayload(t, "online", 5*time.Second)
 
 	px.cut()
 	status.waitPayload(t, "offline", 10*time.Second)
 	status.waitPayload(t, "online", 15*time.Second)
+	// Readiness heard both: the link went down, then up again.
+	var seen []bool
+	for len(seen) < 2 || !seen[len(seen)-1] {
+		select {
+		case up := <-link:
+			if len(seen) == 0 && up {
+				continue // the first connect, if it came after the hook
+			}
+			seen = append(seen, up)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("link hook heard %v, want false then true", seen)
+		}
+	}
+	if seen[0] {
+		t.Fatalf("link hook heard %v, want false first", seen)
+	}
 
 	c := newClient(t, b.URL, clientOpts{})
 	replies := subscribeWith(t, c, "test/will")
