@@ -79,7 +79,7 @@ func (m *Model) Predict(f Features) Prediction {
 	for i := range logits {
 		logits[i] /= inv
 	}
-	softmaxInto(p.Probs, logits)
+	Softmax(p.Probs, logits)
 	x := make([]float32, m.Dim)
 	for k, n := range m.Nets {
 		n.embed(f, x, m.Dim)
@@ -160,7 +160,8 @@ func (n *Net) output(h, l []float32, hid, c int) {
 	}
 }
 
-func softmaxInto(dst, logits []float32) {
+// Softmax writes the softmax of logits into dst; dst may be logits itself.
+func Softmax(dst, logits []float32) {
 	mx := logits[0]
 	for _, v := range logits {
 		mx = max(mx, v)

@@ -250,7 +250,7 @@ func TestCalibration(t *testing.T) {
 			correct = append(correct, b == k)
 			l := m.Logits(f, nil)
 			s := make([]float32, len(l))
-			softmaxInto(s, l)
+			Softmax(s, l)
 			raw = append(raw, float64(s[argmax(s)]))
 		}
 	}

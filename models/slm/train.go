@@ -298,7 +298,7 @@ func (t *trainer) accumulate(f Features, ex Example, scale float32) {
 		}
 	}
 	n.output(t.h, t.l, hd, c)
-	softmaxInto(t.p, t.l)
+	Softmax(t.p, t.l)
 	// dL/dlogits = p - y, with label smoothing spreading eps over classes.
 	eps := float32(cfg.LabelSmoothing)
 	off := eps / float32(c)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/hedge-edge/hedge/models/slm"
 	"github.com/hedge-edge/hedge/models/slm/onnxpb"
 )
 
@@ -81,7 +82,7 @@ func TrainHead(ctx context.Context, xs [][]float32, ys []int, classes int, cfg H
 			for _, i := range order[s:end] {
 				hd.standardize(xs[i], z)
 				hd.logits(z, p)
-				softmax(p)
+				slm.Softmax(p, p)
 				p[ys[i]]--
 				for j, zj := range z {
 					row := g[j*classes : j*classes+classes]
@@ -145,25 +146,10 @@ func (hd *Head) Probs(x []float32) []float32 {
 	for i := range l {
 		l[i] /= hd.Temperature
 	}
-	softmax(l)
+	slm.Softmax(l, l)
 	return l
 }
 
-func softmax(v []float32) {
-	mx := v[0]
-	for _, x := range v {
-		mx = max(mx, x)
-	}
-	var s float64
-	for i, x := range v {
-		e := math.Exp(float64(x - mx))
-		v[i] = float32(e)
-		s += e
-	}
-	for i := range v {
-		v[i] = float32(float64(v[i]) / s)
-	}
-}
 
 // Export writes the head as an ONNX graph: pooled → standardize → linear →
 // /T → softmax.
