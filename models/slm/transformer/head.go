@@ -150,7 +150,6 @@ func (hd *Head) Probs(x []float32) []float32 {
 	return l
 }
 
-
 // Export writes the head as an ONNX graph: pooled → standardize → linear →
 // /T → softmax.
 func (hd *Head) Export() []byte {
