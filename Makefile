@@ -38,7 +38,7 @@ run: build ## run hedge on embedded defaults, state under ./.hedge/
 	@mkdir -p .hedge
 	$(RUN_ENV) bin/hedge run
 
-test: ## install what the tests need, then run every test
+test: fmt-check ## install what the tests need, then run every test
 	scripts/setup.sh test
 	$(CGO_ENV) $(GO) vet ./...
 	$(CGO_ENV) $(GO) test -count=1 -timeout 30m ./...
