@@ -82,6 +82,9 @@ type compiled struct {
 	answer  *template.Template
 	payload *template.Template
 	action  *Action
+	// usesFacts: the answer or payload is a template with fields, so a
+	// reply needs the device facts (reading them costs file reads).
+	usesFacts bool
 }
 
 // OutOfScopeLabel is the class name the out-of-scope examples train; no
@@ -163,6 +166,7 @@ func Parse(data []byte) (*Set, error) {
 		if in.Answer == "" && in.Action == nil {
 			bad(where, "answer", `""`, "an intent needs an answer, an action, or both")
 		}
+		c.usesFacts = strings.Contains(in.Answer, "{{") || in.Action != nil && strings.Contains(in.Action.Payload, "{{")
 		if in.Answer != "" {
 			t, err := template.New(in.Name).Option("missingkey=zero").Parse(in.Answer)
 			if err != nil {

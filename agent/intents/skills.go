@@ -45,7 +45,7 @@ func (s *Skills) Respond(ctx context.Context, q agent.Query, in agent.Intent) (s
 		return "", agent.Errorf(agent.CodeInternal, "intent %q has no local answer", in.Name)
 	}
 	var facts map[string]string
-	if s.facts != nil {
+	if s.facts != nil && c.usesFacts {
 		facts = s.facts()
 	}
 	if c.action != nil {

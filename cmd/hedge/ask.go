@@ -8,21 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/transport/local"
 )
-
-// cmdAsk is `hedge ask`: one query to a running hedge over its socket.
-func cmdAsk(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return ask(ctx, args, os.Stdout, os.Stderr)
-}
 
 const askUsage = `usage: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--json] [--stream] [--timeout D] TEXT...
 

@@ -14,12 +14,7 @@ import (
 	"github.com/hedge-edge/hedge/cloudbridge/anonymize"
 )
 
-// wireCloud builds the cloud tier from cfg.Cloud; see wireCloudWith.
-func wireCloud(ctx context.Context, cfg config.Config, st *store.Store, courier agent.Courier, log *slog.Logger) (agent.Cloud, func(ctx context.Context) error, error) {
-	return wireCloudWith(ctx, cfg, st, courier, log, "", nil)
-}
-
-// wireCloudWith builds the cloud tier: the anonymizer, the go-openai client
+// wireCloud builds the cloud tier: the anonymizer, the go-openai client
 // behind the circuit breaker, the budget and the outbox in st. It returns
 // nil, nil, nil when cloud.base_url is "" (the tier is off). run monitors
 // the link and drains the outbox until its ctx ends; the caller runs it
@@ -29,7 +24,7 @@ func wireCloud(ctx context.Context, cfg config.Config, st *store.Store, courier 
 //
 // The store's outbox bounds come from cfg.Cloud.Outbox: open st with
 // cloudStoreOptions.
-func wireCloudWith(ctx context.Context, cfg config.Config, st *store.Store, courier agent.Courier, log *slog.Logger,
+func wireCloud(ctx context.Context, cfg config.Config, st *store.Store, courier agent.Courier, log *slog.Logger,
 	cacheVersion string, metrics cloudbridge.Metrics) (cloud agent.Cloud, run func(ctx context.Context) error, err error) {
 	c := cfg.Cloud
 	if c.BaseURL == "" {

@@ -22,7 +22,7 @@ import (
 
 func TestWireCloudOffByDefault(t *testing.T) {
 	cfg := config.Default()
-	cloud, run, err := wireCloud(context.Background(), cfg, nil, nil, slog.New(slog.DiscardHandler))
+	cloud, run, err := wireCloud(context.Background(), cfg, nil, nil, slog.New(slog.DiscardHandler), "", nil)
 	if cloud != nil || run != nil || err != nil {
 		t.Fatalf("wireCloud with no base_url = %v, %v, %v; want the tier off", cloud, run != nil, err)
 	}
@@ -36,7 +36,7 @@ func TestWireCloudRefusesReadableKeyFile(t *testing.T) {
 	cfg := config.Default()
 	cfg.Cloud.BaseURL = "http://127.0.0.1:9/v1"
 	cfg.Cloud.APIKeyFile = key
-	_, _, err := wireCloud(context.Background(), cfg, nil, nil, slog.New(slog.DiscardHandler))
+	_, _, err := wireCloud(context.Background(), cfg, nil, nil, slog.New(slog.DiscardHandler), "", nil)
 	if err == nil || !strings.Contains(err.Error(), "mode 0644") || strings.Contains(err.Error(), "sk-wire-test") {
 		t.Fatalf("err = %v, want a refusal naming the mode and not the key", err)
 	}
@@ -103,7 +103,7 @@ func TestWireCloudEndToEnd(t *testing.T) {
 	defer st.Close()
 	courier := &wireCourier{}
 	ctx := context.Background()
-	cloud, run, err := wireCloudWith(ctx, cfg, st, courier, slog.New(slog.DiscardHandler), "v9", nil)
+	cloud, run, err := wireCloud(ctx, cfg, st, courier, slog.New(slog.DiscardHandler), "v9", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,22 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hedge-edge/hedge/models/slm"
 	"github.com/hedge-edge/hedge/models/slm/evaluate"
 	"github.com/hedge-edge/hedge/models/slm/transformer"
 )
 
-// cmdEval is `hedge eval --data FILE --format clinc150 [--encoder
+// eval is `hedge eval --data FILE --format clinc150 [--encoder
 // compact|transformer] [--target-oos-recall R] [--plot FILE.png] [--json]`.
-func cmdEval(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return eval(ctx, args, os.Stdout, os.Stderr)
-}
-
 func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -5,11 +5,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 
@@ -31,7 +34,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"run":       {"run the agent in the foreground: hedge run [--config FILE]", cmdRun},
-		"ask":       {"ask a running hedge over its socket: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--json] TEXT", cmdAsk},
+		"ask":       {"ask a running hedge over its socket: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--json] TEXT", interruptible(ask)},
 		"config":    {"check a config file or print the defaults: hedge config check FILE | hedge config defaults", cmdConfig},
 		"install":   {"install hedge as a systemd service: hedge install [--config FILE] [--dry-run]", cmdInstall},
 		"uninstall": {"remove the installed service", cmdUninstall},
@@ -41,9 +44,21 @@ func commands() map[string]command {
 		"version":   {"print hedge's version", cmdVersion},
 		"doctor":    {"check this machine for hedge: hedge doctor [--config FILE]", cmdDoctor},
 		"bench":     {"load-test a running hedge: hedge bench mqtt [flags]", cmdBench},
-		"train":     {"train the intent model: hedge train --intents FILE --out DIR [--seed N]", cmdTrain},
-		"eval":      {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--plot FILE.png] [--json]", cmdEval},
-		"models":    {"manage model files: hedge models pull|list|verify|rm", cmdModels},
+		"train":     {"train the intent model: hedge train --intents FILE --out DIR [--seed N]", interruptible(train)},
+		"eval":      {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--plot FILE.png] [--json]", interruptible(eval)},
+		"models":    {"manage model files: hedge models pull|list|verify|rm", interruptible(modelsCmd)},
+	}
+}
+
+// interruptible adapts a command that takes a context and its output
+// streams: the context ends on SIGTERM or SIGINT, so the command can stop
+// cleanly (a download keeps its partial file, training stops between
+// batches).
+func interruptible(f func(ctx context.Context, args []string, stdout, stderr io.Writer) int) func(args []string) int {
+	return func(args []string) int {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return f(ctx, args, os.Stdout, os.Stderr)
 	}
 }
 

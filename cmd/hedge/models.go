@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -23,13 +21,7 @@ const modelsUsage = `usage:
   hedge models verify [NAME...] [--config FILE]
   hedge models rm NAME [--config FILE]`
 
-// cmdModels manages the models folder (<state_dir>/models).
-func cmdModels(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return modelsCmd(ctx, args, os.Stdout, os.Stderr)
-}
-
+// modelsCmd manages the models folder (<state_dir>/models).
 func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, modelsUsage)

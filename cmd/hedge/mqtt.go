@@ -14,12 +14,10 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -159,9 +157,7 @@ func cmdBench(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: hedge bench mqtt [flags]   (hedge bench mqtt -h lists them)")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return benchMQTT(ctx, args[1:], os.Stdout, os.Stderr)
+	return interruptible(benchMQTT)(args[1:])
 }
 
 // benchConfig is one `hedge bench mqtt` run.

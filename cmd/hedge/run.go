@@ -130,7 +130,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	var versions []string
 	if cfg.SLM.Enabled {
 		ready.Set("slm", false)
-		clf, skills, v, closeSLM, err := wireSLMWith(ctx, cfg, log, publisher)
+		clf, skills, v, closeSLM, err := wireSLM(ctx, cfg, log, publisher)
 		if err != nil {
 			return err
 		}
@@ -151,7 +151,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		ready.Set("llm", true)
 	}
 	opts.CacheVersion = strings.Join(versions, "+")
-	cloud, runCloud, err := wireCloudWith(ctx, cfg, st, courier, log.With("component", "cloud"), opts.CacheVersion, tel)
+	cloud, runCloud, err := wireCloud(ctx, cfg, st, courier, log, opts.CacheVersion, tel)
 	if err != nil {
 		return err
 	}

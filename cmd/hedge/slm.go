@@ -23,16 +23,10 @@ import (
 
 // wireSLM opens the SLM tier: the intents file, ONNX Runtime, and the
 // model trained on the intents (trained and saved under
-// <model_dir>/<key>/ first when absent). Actions have no publisher; use
-// wireSLMWith once MQTT is wired. A disabled tier returns nil tiers and a
-// closeFn that does nothing.
-func wireSLM(ctx context.Context, cfg config.Config, log *slog.Logger) (agent.Classifier, agent.Skills, string, func() error, error) {
-	return wireSLMWith(ctx, cfg, log, nil)
-}
-
-// wireSLMWith is wireSLM with the publisher that performs intent actions
-// (nil: action intents reply that MQTT is not configured).
-func wireSLMWith(ctx context.Context, cfg config.Config, log *slog.Logger, pub agent.Publisher) (clf agent.Classifier, sk agent.Skills, version string, closeFn func() error, err error) {
+// <model_dir>/<key>/ first when absent). pub performs intent actions (nil:
+// action intents reply that MQTT is not configured). A disabled tier
+// returns nil tiers and a closeFn that does nothing.
+func wireSLM(ctx context.Context, cfg config.Config, log *slog.Logger, pub agent.Publisher) (clf agent.Classifier, sk agent.Skills, version string, closeFn func() error, err error) {
 	noop := func() error { return nil }
 	if !cfg.SLM.Enabled {
 		return nil, nil, "", noop, nil

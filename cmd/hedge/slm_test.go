@@ -47,7 +47,7 @@ func TestWireSLM(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 
-	clf, sk, version, closeFn, err := wireSLM(ctx, cfg, log)
+	clf, sk, version, closeFn, err := wireSLM(ctx, cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestWireSLM(t *testing.T) {
 
 	// Second start: the saved model is loaded, not retrained.
 	logs.Reset()
-	_, _, v2, closeFn, err := wireSLM(ctx, cfg, log)
+	_, _, v2, closeFn, err := wireSLM(ctx, cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,21 +97,21 @@ func TestWireSLM(t *testing.T) {
 	data, _ := os.ReadFile(model)
 	data[len(data)-10] ^= 0x55
 	os.WriteFile(model, data, 0o644)
-	_, _, _, _, err = wireSLM(ctx, cfg, log)
+	_, _, _, _, err = wireSLM(ctx, cfg, log, nil)
 	if err == nil || !strings.Contains(err.Error(), "model.onnx") || !strings.Contains(err.Error(), "delete") {
 		t.Errorf("corrupt model: %v", err)
 	}
 
 	// A missing library is a clear startup error naming the path.
 	cfg.SLM.RuntimeLibrary = filepath.Join(dir, "nope", "libonnxruntime.so.1")
-	_, _, _, _, err = wireSLM(ctx, cfg, log)
+	_, _, _, _, err = wireSLM(ctx, cfg, log, nil)
 	if err == nil || !strings.Contains(err.Error(), cfg.SLM.RuntimeLibrary) {
 		t.Errorf("missing library: %v", err)
 	}
 
 	// Disabled: no tier, no error.
 	cfg.SLM.Enabled = false
-	c, s, _, closeFn, err := wireSLM(ctx, cfg, log)
+	c, s, _, closeFn, err := wireSLM(ctx, cfg, log, nil)
 	if err != nil || c != nil || s != nil || closeFn() != nil {
 		t.Errorf("disabled: %v %v %v", c, s, err)
 	}
@@ -122,7 +122,7 @@ func TestWireSLMBadIntents(t *testing.T) {
 	cfg := slmConfig(t, dir)
 	cfg.SLM.Intents = filepath.Join(dir, "intents.yaml")
 	os.WriteFile(cfg.SLM.Intents, []byte("version: 1\nintents:\n  - {name: a, examples: [hi], answer: x}\n"), 0o644)
-	_, _, _, _, err := wireSLM(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	_, _, _, _, err := wireSLM(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
 	if err == nil || !strings.Contains(err.Error(), `intent "a": examples`) {
 		t.Errorf("bad intents: %v", err)
 	}
@@ -270,7 +270,7 @@ func TestWireSLMTransformer(t *testing.T) {
 	os.WriteFile(cfg.SLM.Transformer.Tokenizer, testbert.TokenizerJSON(), 0o644)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	clf, sk, version, closeFn, err := wireSLM(context.Background(), cfg, log)
+	clf, sk, version, closeFn, err := wireSLM(context.Background(), cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestWireSLMTransformer(t *testing.T) {
 		t.Errorf("no head training logged:\n%s", logs.String())
 	}
 	logs.Reset()
-	_, _, v2, closeFn, err := wireSLM(context.Background(), cfg, log)
+	_, _, v2, closeFn, err := wireSLM(context.Background(), cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestWireSLMTransformer(t *testing.T) {
 		t.Errorf("second start retrained (%q → %q)", version, v2)
 	}
 	cfg.SLM.Transformer.Tokenizer = filepath.Join(dir, "missing.json")
-	if _, _, _, _, err := wireSLM(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "missing.json") {
+	if _, _, _, _, err := wireSLM(context.Background(), cfg, log, nil); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing tokenizer: %v", err)
 	}
 }

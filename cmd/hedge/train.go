@@ -5,20 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hedge-edge/hedge/agent/intents"
 )
 
-// cmdTrain is `hedge train --intents FILE --out DIR [--seed N]`.
-func cmdTrain(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return train(ctx, args, os.Stdout, os.Stderr)
-}
-
+// train is `hedge train --intents FILE --out DIR [--seed N]`.
 func train(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
