@@ -47,6 +47,15 @@ type Options struct {
 	// Observe, when set, sees every query and its reply (metrics, dashboard).
 	// It must not block.
 	Observe func(q Query, a Answer)
+
+	// CheckReplyTo, when set, vets a query's reply_to before the query is
+	// taken; an error is a bad_request reply with the error's text. A late
+	// cloud answer is published to reply_to long after its asker got the
+	// first reply, so a topic the courier would refuse then must be refused
+	// now, whatever transport the query came on (the MQTT transport checks
+	// its own requests; the socket relies on this). Wire the courier's
+	// check: (*mqtt.Transport).CheckReplyTo.
+	CheckReplyTo func(replyTo string) error
 }
 
 // Agent routes queries through the tiers. It is safe for concurrent use.
@@ -107,6 +116,11 @@ func (a *Agent) Handle(ctx context.Context, q Query, emit func(string)) Answer {
 func (a *Agent) handle(ctx context.Context, q Query, emit func(string)) Answer {
 	if e := q.Validate(a.o.Limits); e != nil {
 		return ErrorAnswer(q.ID, e)
+	}
+	if q.ReplyTo != "" && a.o.CheckReplyTo != nil {
+		if err := a.o.CheckReplyTo(q.ReplyTo); err != nil {
+			return ErrorAnswer(q.ID, Errorf(CodeBadRequest, "%v", err))
+		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

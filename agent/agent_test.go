@@ -119,11 +119,76 @@ func TestHandleValidation(t *testing.T) {
 		{Query{Text: "hi", Prefer: "nearest"}, CodeBadRequest},
 		{Query{Text: "hi", MaxTokens: -1}, CodeBadRequest},
 		{Query{Text: "\xff"}, CodeBadRequest},
+		{Query{Text: "hi\x00"}, CodeBadRequest},
 	} {
 		ans := a.Handle(context.Background(), c.q, nil)
 		if ans.Error == nil || ans.Error.Code != c.code {
 			t.Errorf("%+v: want %s, got %+v", c.q, c.code, ans)
 		}
+	}
+}
+
+// TestValidateControlCharacters: tab, newline and carriage return are part
+// of a question; other control characters are refused in every field, so
+// no tier ever sees them.
+func TestValidateControlCharacters(t *testing.T) {
+	l := Limits{MaxQueryBytes: 100}
+	for _, q := range []Query{
+		{Text: "two\r\nlines\tand a tab"},
+		{Text: "caf\u00e9 \u2028 \U0001F600", ID: "a/b+#", ReplyTo: "r/1", Conversation: "c"},
+	} {
+		if e := q.Validate(l); e != nil {
+			t.Errorf("%+v refused: %v", q, e)
+		}
+	}
+	for _, c := range []struct {
+		q    Query
+		want string
+	}{
+		{Query{Text: "hello\x00world"}, "text holds the control character U+0000"},
+		{Query{Text: "hello\x1b[2J"}, "U+001B"},
+		{Query{Text: "bell\a"}, "U+0007"},
+		{Query{Text: "del\x7f"}, "U+007F"},
+		{Query{Text: "csi\u009b"}, "U+009B"},
+		{Query{Text: "hi", ID: "a\x00b"}, "id holds the control character U+0000"},
+		{Query{Text: "hi", ID: "a\nb"}, "id holds"},
+		{Query{Text: "hi", ReplyTo: "r/\x1b"}, "reply_to holds"},
+		{Query{Text: "hi", Conversation: "c\r"}, "conversation holds"},
+	} {
+		e := c.q.Validate(l)
+		if e == nil || e.Code != CodeBadRequest || !strings.Contains(e.Message, c.want) {
+			t.Errorf("%+v: got %v, want bad_request %q", c.q, e, c.want)
+		}
+	}
+}
+
+// TestHandleChecksReplyTo: a reply_to the courier would refuse is refused
+// before anything runs; without a reply_to the check is not consulted.
+func TestHandleChecksReplyTo(t *testing.T) {
+	var checked []string
+	cl := &cloud{state: CloudDown}
+	a := New(Options{LLM: &gen{text: "local"}, Cloud: cl, CheckReplyTo: func(topic string) error {
+		checked = append(checked, topic)
+		if strings.ContainsAny(topic, "+#") {
+			return errors.New("reply_to holds a wildcard")
+		}
+		return nil
+	}})
+	ans := a.Handle(context.Background(), Query{ID: "w", Text: "why", ReplyTo: "r/+", Prefer: PreferCloud}, nil)
+	if ans.Error == nil || ans.Error.Code != CodeBadRequest || ans.Error.Message != "reply_to holds a wildcard" || ans.ID != "w" {
+		t.Fatalf("hostile reply_to: %+v", ans)
+	}
+	if len(cl.deferred) != 0 {
+		t.Fatalf("a query with a refused reply_to was queued: %+v", cl.deferred)
+	}
+	if ans := a.Handle(context.Background(), Query{ID: "ok", Text: "why", ReplyTo: "r/1", Prefer: PreferCloud}, nil); ans.Error != nil || len(cl.deferred) != 1 {
+		t.Fatalf("good reply_to: %+v, deferred %d", ans, len(cl.deferred))
+	}
+	if ans := a.Handle(context.Background(), Query{ID: "none", Text: "why"}, nil); ans.Error != nil {
+		t.Fatalf("no reply_to: %+v", ans)
+	}
+	if strings.Join(checked, ",") != "r/+,r/1" {
+		t.Fatalf("checked %q, want the two reply_to topics", checked)
 	}
 }
 

@@ -8,6 +8,7 @@ package agent
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -148,6 +149,14 @@ func (q *Query) Validate(l Limits) *Error {
 	if len(q.ReplyTo) > 1024 {
 		return Errorf(CodeBadRequest, "reply_to is %d bytes, the limit is 1024", len(q.ReplyTo))
 	}
+	if r, ok := controlChar(q.Text, true); ok {
+		return Errorf(CodeBadRequest, "text holds the control character U+%04X; of those only tab, newline and carriage return are taken", r)
+	}
+	for _, f := range []struct{ name, v string }{{"id", q.ID}, {"reply_to", q.ReplyTo}, {"conversation", q.Conversation}} {
+		if r, ok := controlChar(f.v, false); ok {
+			return Errorf(CodeBadRequest, "%s holds the control character U+%04X", f.name, r)
+		}
+	}
 	if isBlank(q.Text) {
 		return Errorf(CodeBadRequest, "text is empty")
 	}
@@ -161,6 +170,26 @@ func (q *Query) Validate(l Limits) *Error {
 		return Errorf(CodeBadRequest, "max_tokens %d is above the limit %d", q.MaxTokens, l.MaxTokens)
 	}
 	return nil
+}
+
+// controlChar returns the first control character (C0, DEL or C1) of s and
+// whether there is one; in text, tab, newline and carriage return do not
+// count. No keyboard or voice front end sends the others: they are terminal
+// escapes or binary, and a NUL would silently cut the question short where
+// it reaches C code (llama.cpp takes the chat messages as C strings), so the
+// tier would answer another question than the one cached. In an id or a
+// reply_to a NUL would also let two requests share a key that joins fields
+// with NUL.
+func controlChar(s string, text bool) (rune, bool) {
+	for _, r := range s {
+		if text && (r == '\t' || r == '\n' || r == '\r') {
+			continue
+		}
+		if unicode.IsControl(r) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 func isBlank(s string) bool {

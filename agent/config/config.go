@@ -372,6 +372,11 @@ func (c *Config) Validate() error {
 	} else if len(c.Socket) > 107 {
 		bad("socket", c.Socket, "is longer than the 107 bytes a Unix socket path may have")
 	}
+	for _, f := range c.pathKeys() {
+		if strings.ContainsRune(f.path, 0) {
+			bad(f.key, fmt.Sprintf("%q", f.path), "holds a NUL byte, which no file path may (the system call would fail, or a C library would read a shorter path)")
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -415,6 +420,23 @@ func (c *Config) Validate() error {
 		return p
 	}
 	return nil
+}
+
+// pathKey is a config key whose value names a file or directory.
+type pathKey struct{ key, path string }
+
+// pathKeys lists every key that names a path, so that Validate applies the
+// rules all paths share to each one.
+func (c *Config) pathKeys() []pathKey {
+	return []pathKey{
+		{"state_dir", c.StateDir}, {"socket", c.Socket},
+		{"slm.intents", c.SLM.Intents}, {"slm.model_dir", c.SLM.ModelDir}, {"slm.runtime_library", c.SLM.RuntimeLibrary},
+		{"slm.transformer.model", c.SLM.Transformer.Model}, {"slm.transformer.tokenizer", c.SLM.Transformer.Tokenizer},
+		{"llm.model", c.LLM.Model},
+		{"mqtt.password_file", c.MQTT.PasswordFile}, {"mqtt.tls.ca", c.MQTT.TLS.CA}, {"mqtt.tls.cert", c.MQTT.TLS.Cert}, {"mqtt.tls.key", c.MQTT.TLS.Key},
+		{"http.listen", c.HTTP.Listen}, {"http.token_file", c.HTTP.TokenFile},
+		{"cloud.api_key_file", c.Cloud.APIKeyFile},
+	}
 }
 
 // problem formats one section problem: "key: value: why".

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -87,6 +88,61 @@ func TestLoadEnvOverrides(t *testing.T) {
 	t.Setenv("HEDGE_LOG_LEVEL", "chatty")
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), `log.level: "chatty"`) {
 		t.Fatalf("invalid env value not reported: %v", err)
+	}
+}
+
+// TestPathsWithNUL: a NUL byte in any key that names a path is a problem
+// naming that key, and config check reports them all at once.
+func TestPathsWithNUL(t *testing.T) {
+	yaml := `version: 1
+state_dir: "/var/lib/a\0b"
+socket: "/run/h\0.sock"
+slm:
+  intents: "/etc/i\0.yaml"
+llm:
+  model: "m\0.gguf"
+mqtt:
+  tls:
+    key: "/k\0"
+http:
+  listen: "unix:/run/h\0"
+  token_file: "/t\0"
+cloud:
+  api_key_file: "/c\0"
+`
+	_, err := Parse([]byte(yaml))
+	if err == nil {
+		t.Fatal("paths with NUL bytes accepted")
+	}
+	for _, key := range []string{"state_dir", "socket", "slm.intents", "llm.model", "mqtt.tls.key", "http.listen", "http.token_file", "cloud.api_key_file"} {
+		if !strings.Contains(err.Error(), key+`: "`) || !strings.Contains(err.Error(), `\x00`) {
+			t.Errorf("no problem names %s with its NUL:\n%v", key, err)
+		}
+	}
+	if got := strings.Count(err.Error(), "holds a NUL byte"); got != 8 {
+		t.Errorf("%d NUL problems, want 8:\n%v", got, err)
+	}
+}
+
+// TestReadSecretFileRefusesFIFO: a FIFO named as a secret file is refused
+// at once (not a regular file), rather than blocking until a writer comes.
+func TestReadSecretFileRefusesFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "token")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ReadSecretFile("http.token_file", fifo)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "read http.token_file: "+fifo+" is not a regular file") {
+			t.Fatalf("FIFO: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadSecretFile blocked on a FIFO")
 	}
 }
 

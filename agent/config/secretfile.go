@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // ErrSecretFileMode is wrapped by the errors of secret files (http.token_file,
@@ -19,9 +20,11 @@ const maxSecretFile = 64 << 10
 // file of mode 0600 or stricter, at most 64 KiB. It returns the whole
 // content; each caller takes its line. The mode is checked on the open file,
 // so the file read is the file checked. Errors name the key and the path,
-// never the content.
+// never the content. The file is opened non-blocking, so that a FIFO
+// named by mistake (or malice) is refused as not a regular file rather
+// than holding hedge's start until someone writes to it.
 func ReadSecretFile(key, path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", key, err)
 	}

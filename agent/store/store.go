@@ -91,6 +91,11 @@ var (
 	ErrTooLarge = errors.New("entry larger than the outbox byte bound")
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("store is closed")
+	// ErrUnsafeDir is returned by Open for a state dir that others than its
+	// owner and group may write to (sticky or not): anyone could put a
+	// hedge.db of their own there first, or replace what hedge keeps
+	// beside it. Nothing is opened.
+	ErrUnsafeDir = errors.New("state dir is writable by others")
 )
 
 // Options tunes a Store. Zero values take the Default… constants; Now
@@ -185,7 +190,8 @@ var (
 
 // Open opens (creating if needed, 0600, parent dir 0700) the bbolt file
 // hedge.db in dir. A second opener fails within opts.LockTimeout with
-// ErrLocked; a file of another schema version fails with ErrSchema.
+// ErrLocked; a file of another schema version fails with ErrSchema; a dir
+// others may write to fails with ErrUnsafeDir.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.defaults()
 	if dir == "" {
@@ -193,6 +199,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: create state dir: %w", err)
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if perm := di.Mode().Perm(); perm&0o002 != 0 {
+		return nil, fmt.Errorf("open store: %s: %w (mode %04o): anyone could replace hedge's database there; run chmod o-w %s",
+			dir, ErrUnsafeDir, perm, dir)
 	}
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})

@@ -231,6 +231,44 @@ func TestOpenCreatesPrivateFile(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesDirWritableByOthers: a state dir others may write to,
+// sticky or not, is refused before any file is created in it; one only
+// the group may write to is the owner's choice.
+func TestOpenRefusesDirWritableByOthers(t *testing.T) {
+	for _, mode := range []os.FileMode{0o777, 0o1777, 0o702} {
+		dir := filepath.Join(t.TempDir(), "state")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(dir, Options{})
+		if err == nil {
+			s.Close()
+			t.Fatalf("mode %v: Open succeeded", mode)
+		}
+		if !errors.Is(err, ErrUnsafeDir) || !strings.Contains(err.Error(), "chmod o-w "+dir) {
+			t.Errorf("mode %v: %v, want ErrUnsafeDir saying what to do", mode, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, FileName)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("mode %v: %s was created: %v", mode, FileName, err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "group")
+	if err := os.Mkdir(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("a 0770 state dir: %v", err)
+	}
+	s.Close()
+}
+
 func TestOpenEmptyDir(t *testing.T) {
 	if _, err := Open("", Options{}); err == nil {
 		t.Fatal("Open(\"\") succeeded")

@@ -79,16 +79,8 @@ func TestE2ECloudOutageLateAnswerOverMQTT(t *testing.T) {
 	cloud.down.Store(true)
 	srv := httptest.NewServer(cloud)
 	defer srv.Close()
-	model, err := filepath.Abs("../../../shared/models/stories260K.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	state, err := os.MkdirTemp("/tmp", "hcloud")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
+	model := tinyModel(t)
+	state := tempState(t, "hcloud")
 	cfg := fmt.Sprintf(`version: 1
 device: e2e
 state_dir: %[1]s

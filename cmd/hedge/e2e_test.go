@@ -124,14 +124,59 @@ func launch(t *testing.T, cfg string, env ...string) *proc {
 	return p
 }
 
-// startHedge starts `hedge run` and waits until its socket answers.
-func startHedge(t *testing.T, extra string) *proc {
+// tempState makes a state dir for a hedge under test, removed at cleanup.
+// It is under /tmp, not t.TempDir(): a socket path in it must stay within
+// the 107 bytes a Unix socket path may have.
+func tempState(t *testing.T, prefix string) string {
 	t.Helper()
-	state, err := os.MkdirTemp("/tmp", "he2e")
+	state, err := os.MkdirTemp("/tmp", prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
+	return state
+}
+
+// tinyModel is the path of the tiny real GGUF model the LLM tests load.
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	model, err := filepath.Abs("../../../shared/models/stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model
+}
+
+// alive fails the test when hedge has exited.
+func (p *proc) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		t.Fatalf("hedge exited: %v", err)
+	default:
+	}
+}
+
+// waitExit waits for hedge to exit, after a SIGTERM, and fails the test
+// unless it exits 0 within d.
+func (p *proc) waitExit(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("hedge exited with %v after SIGTERM", err)
+		}
+	case <-time.After(d):
+		t.Fatalf("hedge did not exit within %s of SIGTERM", d)
+	}
+}
+
+// startHedge starts `hedge run` and waits until its socket answers.
+func startHedge(t *testing.T, extra string) *proc {
+	t.Helper()
+	state := tempState(t, "he2e")
 	socket := filepath.Join(state, "h.sock")
 	p := launch(t, testConfig(t, state, socket, extra))
 	p.state, p.socket = state, socket
@@ -246,10 +291,7 @@ func TestE2ESocketInUseIsRefused(t *testing.T) {
 // a slow tier: every client gets its answer or a shutting_down error, none
 // is left without a reply, and hedge exits 0.
 func TestE2ESIGTERMDrains(t *testing.T) {
-	model, err := filepath.Abs("../../../shared/models/stories260K.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := tinyModel(t)
 	// Long answers from the real tiny model keep the requests in flight; a
 	// short grace makes hedge cancel the ones still running.
 	p := startHedge(t, fmt.Sprintf("llm:\n  model: %s\n  max_tokens: 100000\n  context_size: 4096\n  queue_size: 64\nlimits:\n  shutdown_grace: 20ms\n  max_tokens: 100000\ncache:\n  enabled: false\n", model))
@@ -304,15 +346,7 @@ func TestE2ESIGTERMDrains(t *testing.T) {
 	if counts[string(agent.CodeShuttingDown)] == 0 {
 		t.Errorf("no request was in flight at SIGTERM: %v", counts)
 	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("hedge exited with %v after SIGTERM", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("hedge did not exit within 20s of SIGTERM")
-	}
+	p.waitExit(t, 20*time.Second)
 }
 
 func TestE2EConfigCheck(t *testing.T) {

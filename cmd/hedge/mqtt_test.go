@@ -152,11 +152,7 @@ func TestWireMQTTEmbeddedAndBench(t *testing.T) {
 // light, a subscriber sees the action, the asker gets the reply, and a
 // SIGTERM leaves the retained status offline.
 func TestE2EMQTTEmbeddedBroker(t *testing.T) {
-	state, err := os.MkdirTemp("/tmp", "hmqtt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
+	state := tempState(t, "hmqtt")
 	listen := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	cfgPath := filepath.Join(state, "config.yaml")
 	cfgBody := fmt.Sprintf("version: 1\ndevice: e2e\nstate_dir: %s\nsocket: %s\nhttp:\n  enabled: false\nmqtt:\n  embedded:\n    listen: %s\nslm:\n  runtime_library: %s\n  threads: 1\n",
@@ -219,13 +215,5 @@ func TestE2EMQTTEmbeddedBroker(t *testing.T) {
 	if p := next("hedge/e2e/status"); string(p) != "offline" {
 		t.Fatalf("status on stop %q", p)
 	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("hedge exit: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("hedge did not stop on SIGTERM")
-	}
+	p.waitExit(t, 30*time.Second)
 }

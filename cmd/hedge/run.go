@@ -77,7 +77,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		Log:             log.With("component", "store"),
 	}))
 	if err != nil {
-		return err
+		return fmt.Errorf("state_dir: %w", err)
 	}
 	closers = append(closers, st.Close)
 
@@ -116,6 +116,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	closers = append(closers, closeMQTT)
 	if mt, ok := mq.(*mqtt.Transport); ok && mt != nil {
 		publisher, courier = mt, mt
+		// A reply_to that comes on the socket follows MQTT's rules too:
+		// late answers are published there.
+		opts.CheckReplyTo = mt.CheckReplyTo
 		mt.SetSensors(mqttSensors(tel))
 		// MQTT is ready once connected and subscribed, and not while the
 		// broker is away.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -156,10 +157,38 @@ func (tr *Transport) replyTopic(q agent.Query) (string, *agent.Error) {
 		}
 		return def, nil
 	}
-	if why := tr.t.replyToProblem(q.ReplyTo); why != "" {
+	if why := tr.replyToProblem(q.ReplyTo); why != "" {
 		return def, agent.Errorf(agent.CodeBadRequest, "reply_to %s", why)
 	}
 	return q.ReplyTo, nil
+}
+
+// replyToProblem says why a reply must not be published to a client's
+// reply_to; "" when it may. Besides the rules of topics.replyToProblem, a
+// reply never goes to a topic of mqtt.actions.allow: those topics command
+// devices (lights, locks), and a client that may only ask hedge must not
+// make hedge write there for it.
+func (tr *Transport) replyToProblem(topic string) string {
+	if why := tr.t.replyToProblem(topic); why != "" {
+		return why
+	}
+	if tr.allowed(topic) {
+		return "is an action topic (mqtt.actions.allow); replies never go to one"
+	}
+	return ""
+}
+
+// CheckReplyTo returns an error when replies to topic would be refused, by
+// the rules MQTT requests' reply_to follow (docs/mqtt.md); its text is the
+// one of the MQTT transport's bad_request reply. Wire it as
+// agent.Options.CheckReplyTo, so that a reply_to that comes on another
+// transport (the socket) is refused at once, not when its late answer is
+// due.
+func (tr *Transport) CheckReplyTo(topic string) error {
+	if why := tr.replyToProblem(topic); why != "" {
+		return errors.New("reply_to " + why)
+	}
+	return nil
 }
 
 func (tr *Transport) process(m paho.Message) {

@@ -407,7 +407,7 @@ func (tr *Transport) noteLink(connected bool) {
 
 // Deliver publishes a late answer to replyTo. It implements agent.Courier.
 func (tr *Transport) Deliver(ctx context.Context, replyTo string, a agent.Answer) error {
-	if why := tr.t.replyToProblem(replyTo); why != "" {
+	if why := tr.replyToProblem(replyTo); why != "" {
 		return fmt.Errorf("deliver late answer %s: reply_to %w: %s", a.ID, ErrBadTopic, why)
 	}
 	b, err := marshalAnswer(a)

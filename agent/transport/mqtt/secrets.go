@@ -36,7 +36,9 @@ type TLSFiles struct {
 }
 
 // Config builds the tls.Config: CA "" uses the system roots; Cert and Key
-// add a client certificate. TLS 1.2 at least.
+// add a client certificate. TLS 1.2 at least. The key is a secret file like
+// the password: one that group or others may read is refused
+// (config.ErrSecretFileMode), since whoever copied it can pose as hedge.
 func (f TLSFiles) Config() (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
 	if f.CA != "" {
@@ -51,7 +53,15 @@ func (f TLSFiles) Config() (*tls.Config, error) {
 		c.RootCAs = pool
 	}
 	if f.Cert != "" || f.Key != "" {
-		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		key, err := config.ReadSecretFile("mqtt.tls.key", f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tls: %w", err)
+		}
+		certPEM, err := os.ReadFile(f.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tls cert: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, []byte(key))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt tls cert/key: %w", err)
 		}

@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,5 +252,67 @@ func TestIntentAction(t *testing.T) {
 	}
 	if m := home.next(t, 10*time.Second); m.topic != "home/living/lamp/brightness" || string(m.payload) != "40" {
 		t.Fatalf("allowed publish arrived as %q on %s", m.payload, m.topic)
+	}
+}
+
+// TestReplyToActionTopicRefused: a client that may only ask hedge cannot
+// make hedge write to the topics intent actions command (a confused
+// deputy): such a reply_to gets a bad_request reply on the default reply
+// topic, nothing reaches the action topic, and late answers and the
+// socket's check (CheckReplyTo) refuse it alike.
+func TestReplyToActionTopicRefused(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config{})
+	hd := serve(t, mqtt.Options{Brokers: []string{b.URL}, Allow: []string{"home/#"}}, newEcho())
+	c := newClient(t, b.URL, clientOpts{})
+	defaults := subscribeWith(t, c, "hedge/dev1/reply/+")
+	actions := subscribeWith(t, c, "home/#")
+	custom := subscribeWith(t, c, "panel/#")
+
+	publish(t, c, hd.tr.QueryTopic(), request("a1", "hello", "home/kitchen/light/set"))
+	a := answerOf(t, defaults.next(t, 10*time.Second))
+	if a.ID != "a1" || a.Error == nil || a.Error.Code != agent.CodeBadRequest || !strings.Contains(a.Error.Message, "mqtt.actions.allow") {
+		t.Fatalf("reply to a request with an action topic as reply_to: %+v", a)
+	}
+	// A reply_to outside the allow-list is answered there.
+	publish(t, c, hd.tr.QueryTopic(), request("a2", "hello", "panel/replies/a2"))
+	if a := answerOf(t, custom.next(t, 10*time.Second)); a.ID != "a2" || a.Error != nil {
+		t.Fatalf("reply on a good reply_to: %+v", a)
+	}
+	actions.none(t, 300*time.Millisecond)
+
+	late := agent.Answer{ID: "a3", Answer: "late", Tier: agent.TierCloud, Late: true}
+	if err := hd.tr.Deliver(context.Background(), "home/kitchen/light/set", late); !errors.Is(err, mqtt.ErrBadTopic) {
+		t.Errorf("Deliver to an action topic: %v, want ErrBadTopic", err)
+	}
+	for topic, want := range map[string]string{
+		"panel/replies/1":        "",
+		"home/kitchen/light/set": "reply_to is an action topic (mqtt.actions.allow); replies never go to one",
+		"home":                   "reply_to is an action topic (mqtt.actions.allow); replies never go to one",
+		"panel/+":                "reply_to holds a wildcard (+ or #); a topic to publish to cannot",
+		"hedge/dev1/query":       "reply_to is one of hedge's own topics",
+	} {
+		err := hd.tr.CheckReplyTo(topic)
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("CheckReplyTo(%q) = %v, want %q", topic, err, want)
+		}
+	}
+}
+
+// TestTLSKeyReadableByOthersRefused: a client key that group or others may
+// read is refused, naming mqtt.tls.key, like the password file.
+func TestTLSKeyReadableByOthersRefused(t *testing.T) {
+	certs := mqtttest.GenerateCerts(t)
+	if err := os.Chmod(certs.ClientKey, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, err := mqtt.TLSFiles{CA: certs.CA, Cert: certs.ClientCert, Key: certs.ClientKey}.Config()
+	if !errors.Is(err, mqtt.ErrFileMode) || !strings.Contains(err.Error(), "mqtt.tls.key") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a 0640 client key: %v, want ErrFileMode naming mqtt.tls.key", err)
+	}
+	if err := os.Chmod(certs.ClientKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (mqtt.TLSFiles{CA: certs.CA, Cert: certs.ClientCert, Key: certs.ClientKey}).Config(); err != nil {
+		t.Fatalf("a 0600 client key: %v", err)
 	}
 }
