@@ -44,7 +44,9 @@ type OutboxEntry struct {
 	Answer []byte
 }
 
-const outboxEntryVersion = 1
+// outboxEntryVersion 2 added the time the entry's delays were set (see
+// outboxRec.stamped); version 1 entries are still read.
+const outboxEntryVersion = 2
 
 // Stored state codes.
 const (
@@ -57,6 +59,29 @@ const (
 type outboxRec struct {
 	seq uint64
 	e   OutboxEntry
+	// stamped is when NotBefore and LeaseUntil were last set: both are
+	// delays from that moment (see unskew).
+	stamped time.Time
+}
+
+// unskew undoes a clock that went back since r's delays were set. A delay
+// cannot start in the future: without this, an entry put off for a second
+// while the clock was hours ahead (a device booting on a wrong clock until
+// NTP corrects it) would wait those hours once the clock is right.
+// It reports whether it changed r.
+func (r *outboxRec) unskew(now time.Time) bool {
+	if !now.Before(r.stamped) {
+		return false
+	}
+	shift := r.stamped.Sub(now)
+	if !r.e.NotBefore.IsZero() {
+		r.e.NotBefore = r.e.NotBefore.Add(-shift)
+	}
+	if !r.e.LeaseUntil.IsZero() {
+		r.e.LeaseUntil = r.e.LeaseUntil.Add(-shift)
+	}
+	r.stamped = now
+	return true
 }
 
 func stateCode(s OutboxState) byte {
@@ -71,7 +96,7 @@ func stateCode(s OutboxState) byte {
 
 func (r *outboxRec) encode() []byte {
 	e := &r.e
-	b := make([]byte, 0, 2+8*6+4+3*binary.MaxVarintLen32+len(e.ReplyTo)+len(e.Payload)+len(e.Answer))
+	b := make([]byte, 0, 2+8*7+4+3*binary.MaxVarintLen32+len(e.ReplyTo)+len(e.Payload)+len(e.Answer))
 	b = append(b, outboxEntryVersion, stateCode(e.State))
 	b = binary.BigEndian.AppendUint64(b, r.seq)
 	for _, t := range []time.Time{e.Created, e.Expires, e.NotBefore, e.LeaseUntil} {
@@ -80,12 +105,14 @@ func (r *outboxRec) encode() []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(min(max(e.Attempts, 0), 1<<31-1)))
 	b = appendBytes(b, []byte(e.ReplyTo))
 	b = appendBytes(b, e.Payload)
-	return appendBytes(b, e.Answer)
+	b = appendBytes(b, e.Answer)
+	return binary.BigEndian.AppendUint64(b, nanos(r.stamped))
 }
 
 func decodeOutboxRec(key, v []byte) (outboxRec, error) {
 	d := decoder{b: v}
-	if d.u8() != outboxEntryVersion {
+	version := d.u8()
+	if version != 1 && version != outboxEntryVersion {
 		return outboxRec{}, fmt.Errorf("outbox entry %q: %w", key, errCorrupt)
 	}
 	var r outboxRec
@@ -109,6 +136,10 @@ func decodeOutboxRec(key, v []byte) (outboxRec, error) {
 	r.e.ReplyTo = string(d.bytes())
 	r.e.Payload = d.bytes()
 	r.e.Answer = d.bytes()
+	r.stamped = r.e.Created
+	if version >= 2 {
+		r.stamped = fromNanos(d.u64())
+	}
 	if r.e.State != OutboxAnswered {
 		r.e.Answer = nil
 	}
@@ -287,7 +318,7 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry) (dropped int, err er
 		if err != nil {
 			return err
 		}
-		r := outboxRec{seq: seq, e: e}
+		r := outboxRec{seq: seq, e: e, stamped: now}
 		if size := int64(len(key) + len(r.encode())); size > s.o.OutboxMaxBytes {
 			return fmt.Errorf("%w: %q takes %d bytes, the bound is %d", ErrTooLarge, e.Key, size, s.o.OutboxMaxBytes)
 		}
@@ -343,11 +374,18 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]Outbox
 			if !ok || r.seq != binary.BigEndian.Uint64(k) {
 				continue
 			}
+			old := r
+			if r.unskew(now) {
+				// Kept, or the delay would slide with every claim.
+				if err := o.write(r, &old); err != nil {
+					return err
+				}
+				old = r
+			}
 			if r.e.NotBefore.After(now) || r.e.LeaseUntil.After(now) {
 				continue
 			}
-			old := r
-			r.e.LeaseUntil = now.Add(lease)
+			r.e.LeaseUntil, r.stamped = now.Add(lease), now
 			r.e.Attempts++
 			if r.e.State != OutboxAnswered {
 				r.e.State = OutboxClaimed
@@ -454,12 +492,13 @@ func (s *Store) Release(ctx context.Context, key string, notBefore time.Time) er
 	if err := s.begin(ctx); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
+	now := s.o.Now()
 	err := s.modify(key, func(o outboxTx, r *outboxRec) error {
 		old := *r
 		if r.e.State != OutboxAnswered {
 			r.e.State = OutboxPending
 		}
-		r.e.LeaseUntil, r.e.NotBefore = time.Time{}, notBefore
+		r.e.LeaseUntil, r.e.NotBefore, r.stamped = time.Time{}, notBefore, now
 		return o.write(*r, &old)
 	})
 	if err != nil {

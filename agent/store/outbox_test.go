@@ -336,3 +336,65 @@ func TestOutboxDrop(t *testing.T) {
 	// Not delivered, so not a duplicate.
 	enqueue(t, s, OutboxEntry{Key: "k"})
 }
+
+// TestOutboxClockWentBack: delays set while the clock was hours ahead run
+// from the corrected clock, not from the wrong one. A device without a
+// real-time clock boots on a saved time and NTP may move it back.
+func TestOutboxClockWentBack(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Now: clk.Now})
+	ctx := t.Context()
+	for _, k := range []string{"put-off", "leased"} {
+		if _, err := s.Enqueue(ctx, OutboxEntry{Key: k, Payload: []byte("q")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(3 * time.Hour) // the clock jumps ahead
+	got, err := s.Claim(ctx, 2, time.Minute)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim on the jumped clock: %d entries, %v", len(got), err)
+	}
+	// One attempt fails and is put off for 10 s; the other claimer dies
+	// holding its lease.
+	if err := s.Release(ctx, "put-off", clk.Now().Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(-3*time.Hour + 5*time.Second) // NTP puts the clock right
+	if got, err := s.Claim(ctx, 2, time.Minute); err != nil || len(got) != 0 {
+		t.Fatalf("claim at once after the correction: %d entries, %v; want none (delays still run)", len(got), err)
+	}
+	clk.Advance(11 * time.Second)
+	got, err = s.Claim(ctx, 2, time.Minute)
+	if err != nil || len(got) != 1 || got[0].Key != "put-off" {
+		t.Fatalf("claim 11 s after the correction: %+v, %v; want the put-off entry", got, err)
+	}
+	// The lease ran a minute from the correction: it lapses at +65 s, while
+	// the claim just made holds the other entry until +76 s.
+	clk.Advance(50 * time.Second)
+	got, err = s.Claim(ctx, 2, time.Minute)
+	if err != nil || len(got) != 1 || got[0].Key != "leased" {
+		t.Fatalf("claim 66 s after the correction: %+v, %v; want the entry whose lease lapsed", got, err)
+	}
+}
+
+// TestOutboxReadsVersion1Entries: entries written before the delay stamp
+// existed are read, their delays measured from their creation.
+func TestOutboxReadsVersion1Entries(t *testing.T) {
+	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	r := outboxRec{seq: 7, e: OutboxEntry{Key: "k", Payload: []byte("p"), Created: at, Expires: at.Add(time.Hour), NotBefore: at.Add(time.Second)}, stamped: at.Add(time.Minute)}
+	v2 := r.encode()
+	v1 := append([]byte{1}, v2[1:len(v2)-8]...)
+	got, err := decodeOutboxRec([]byte("k"), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.stamped.Equal(at) || !got.e.NotBefore.Equal(r.e.NotBefore) || string(got.e.Payload) != "p" {
+		t.Fatalf("version 1 entry read as %+v", got)
+	}
+	if got, err := decodeOutboxRec([]byte("k"), v2); err != nil || !got.stamped.Equal(r.stamped) {
+		t.Fatalf("version 2 entry: stamped %v, %v", got.stamped, err)
+	}
+	if _, err := decodeOutboxRec([]byte("k"), append([]byte{9}, v2[1:]...)); !errors.Is(err, errCorrupt) {
+		t.Fatalf("unknown version: %v, want errCorrupt", err)
+	}
+}

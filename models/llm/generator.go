@@ -186,7 +186,8 @@ func New(ctx context.Context, o Options) (*Generator, error) {
 		admit: make(chan struct{}, 1+o.QueueSize),
 		turn:  make(chan struct{}, 1),
 	}
-	backendInit(o.Log.With("component", "llama.cpp"))
+	// The message names llama.cpp; the component stays the one hedge gave.
+	backendInit(o.Log)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

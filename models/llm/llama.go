@@ -96,7 +96,7 @@ func hedgeLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
 	case C.GGML_LOG_LEVEL_ERROR:
 		lvl = slog.LevelError
 	}
-	logSink.Log(context.Background(), lvl, "llama.cpp", "msg", msg)
+	logSink.Log(context.Background(), lvl, "llama.cpp", "line", msg)
 }
 
 // backendInit routes llama.cpp's log and initializes ggml's tables, once
