@@ -10,7 +10,7 @@ CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
 RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build build-arm64 test-arm64 deb run test bench vet fmt-check clean
+.PHONY: help setup build build-arm64 test-arm64 deb run test test-chaos bench vet fmt-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,15 +40,22 @@ run: build ## run hedge on embedded defaults, state under ./.hedge/
 
 test: fmt-check ## install what the tests need, then run every test
 	scripts/setup.sh test
-	$(CGO_ENV) $(GO) vet ./...
+	$(MAKE) --no-print-directory vet
 	$(CGO_ENV) $(GO) test -count=1 -timeout 30m ./...
+	@# After the other tests, never beside them: the suite jumps the clock.
+	CHAOS_PHASE=5s scripts/chaos.sh
 	scripts/test-arm64.sh
+
+test-chaos: ## the chaos suite: load over MQTT and the socket through broker restarts, a cloud black hole, SIGKILLs, a full disk, clock jumps (root)
+	scripts/setup.sh test
+	scripts/chaos.sh
 
 bench: build ## run the benchmarks and print the tables of the README
 	scripts/bench.sh
 
-vet: ## go vet every package
+vet: ## go vet every package, the chaos suite's files included
 	$(CGO_ENV) $(GO) vet ./...
+	$(CGO_ENV) $(GO) vet -tags chaos ./cmd/hedge/
 
 fmt-check: ## fail when a Go file is not gofmt'ed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi

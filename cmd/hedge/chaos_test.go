@@ -175,9 +175,13 @@ cloud:
 		cloud.refuse(false)
 	})
 	phase("disk-full", func() {
+		// With the cloud away too, escalations cannot be stored: a reply
+		// may only say queued when the outbox really holds it.
 		free := fillFilesystem(t, state)
+		cloud.refuse(true)
 		time.Sleep(k.phase / 3)
 		free()
+		cloud.refuse(false)
 	})
 	phase("clock-jump", func() {
 		// Escalations queue while the cloud refuses; with the clock hours
@@ -210,12 +214,16 @@ cloud:
 	}
 
 	total := led.summary("")
-	fmt.Print(led.report())
+	report := led.report()
+	fmt.Print(report)
+	if err := os.WriteFile(filepath.Join(chaosDir(), "summary.txt"), []byte(report), 0o644); err != nil {
+		t.Error(err)
+	}
 	if total.lost > 0 || total.duplicated > 0 || total.lateMissing > 0 || total.lateDuplicated > 0 {
 		t.Errorf("chaos: %d lost, %d duplicated, %d queued escalations not delivered, %d delivered twice",
 			total.lost, total.duplicated, total.lateMissing, total.lateDuplicated)
 	}
-	if total.answered == 0 || total.queued == 0 {
+	if only == "" && (total.answered == 0 || total.queued == 0) {
 		t.Errorf("chaos: the load did not exercise the tiers (answered %d, queued %d)", total.answered, total.queued)
 	}
 }
@@ -259,10 +267,14 @@ func (h *chaosHedge) keepLogs() {
 		return
 	}
 	h.runs++
+	os.WriteFile(filepath.Join(chaosDir(), fmt.Sprintf("hedge-%02d.log", h.runs)), []byte(h.p.logs.String()), 0o644)
+}
+
+// chaosDir is where the suite leaves its summary and hedge's logs.
+func chaosDir() string {
 	dir := filepath.Join("..", "..", "bin", "chaos")
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("hedge-%02d.log", h.runs)), []byte(h.p.logs.String()), 0o644)
-	}
+	os.MkdirAll(dir, 0o755)
+	return dir
 }
 
 // stop sends SIGTERM and waits for a clean exit.
