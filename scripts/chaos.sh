@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null; then
+		exec sudo -E env "PATH=$PATH" "$0" "$@"
+	fi
 	echo "chaos.sh: the chaos suite needs root (it mounts a tmpfs and sets the clock)" >&2
 	exit 1
 fi
