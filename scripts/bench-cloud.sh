@@ -5,26 +5,18 @@
 #   compared with a direct go-openai call (ratio), with and without a budget.
 # Everything runs on loopback; nothing reaches the internet.
 # Usage: scripts/bench-cloud.sh [benchtime]   (default 3s)
+# Writes to OUT (default bin/bench): cloud.json (go test -json),
+# cloud-anonymizer.json and cloud-anonymizer.png (latency against length).
+# `hedge bench report --dir OUT --only cloud` prints the table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 benchtime=${1:-3s}
 go=${GO:-go}
-out=$("$go" test -run='^$' -bench='Anonymize200|Restore|BridgeOverhead' -benchtime="$benchtime" \
-	./cloudbridge/anonymize/ ./cloudbridge/)
-printf '%s\n' "$out" | grep -E '^(Benchmark|cpu:)'
-# A compact table of the figures docs/cloud.md quotes.
-printf '%s\n' "$out" | awk '
-	/^BenchmarkAnonymize200/ { for (i = 1; i < NF; i++) { if ($(i+1) == "queries/s") q = $i; if ($(i+1) == "p99-µs") p = $i; if ($(i+1) == "ns/op") m = $i } }
-	/^BenchmarkBridgeOverhead\/no-budget/ { for (i = 1; i < NF; i++) { if ($(i+1) == "added-µs") a = $i; if ($(i+1) == "ratio") r = $i; if ($(i+1) == "direct-µs") d = $i } }
-	/^BenchmarkBridgeOverhead\/with-budget/ { for (i = 1; i < NF; i++) { if ($(i+1) == "added-µs") ab = $i; if ($(i+1) == "ratio") rb = $i } }
-	END {
-		printf "\n| cloud tier figure | value |\n| --- | --- |\n"
-		printf "| anonymizer, 200-char query | %s queries/s, mean %.0f µs, p99 %s µs |\n", q, m / 1000, p
-		printf "| bridge over a direct go-openai call (loopback server %s µs) | +%s µs, ratio %s |\n", d, a, r
-		printf "| same with a daily budget (durable counters, fsync) | +%s µs, ratio %s |\n", ab, rb
-	}'
-# Latency against query length, 50 B to the default 16 KiB limit, as a plot.
-plot=${PLOT:-bin/cloud-anonymizer.png}
-mkdir -p "$(dirname "$plot")"
-"$go" run ./cloudbridge/anonymize/anonbench -o "$plot"
-echo "bench-cloud: wrote $plot"
+out=${OUT:-bin/bench}
+mkdir -p "$out"
+"$go" test -json -run='^$' -bench='Anonymize200|Restore|BridgeOverhead' -benchtime="$benchtime" \
+	./cloudbridge/anonymize/ ./cloudbridge/ >"$out/cloud.json"
+echo "bench-cloud: wrote $out/cloud.json" >&2
+# Latency against query length, 50 B to the default 16 KiB limit.
+"$go" run ./cloudbridge/anonymize/anonbench -o "$out/cloud-anonymizer.png" -json "$out/cloud-anonymizer.json"
+echo "bench-cloud: wrote $out/cloud-anonymizer.json and .png" >&2

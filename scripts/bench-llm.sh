@@ -11,7 +11,8 @@
 #
 # Env: ROUNDS (3), REPS (3), GEN (32 tokens), THREADS (2),
 #      BENCH_DIR (fixtures, builds, npm install; default ~/.cache/hedge-bench),
-#      OUT (folder of llm-bench.md and llm-bench.png; default docs).
+#      OUT (folder of llm-bench.md, .png, .json (the medians) and
+#      -raw.jsonl (every run's line); default docs).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -81,5 +82,6 @@ for round in $(seq 1 "$ROUNDS"); do
 		done
 	done
 done
-"$BENCH_DIR/llmbench" -report "$raw" -png "$OUT/llm-bench.png" | tee "$OUT/llm-bench.md"
-log "table in $OUT/llm-bench.md, chart in $OUT/llm-bench.png, raw lines in $raw"
+cp "$raw" "$OUT/llm-bench-raw.jsonl"
+"$BENCH_DIR/llmbench" -report "$raw" -png "$OUT/llm-bench.png" -json "$OUT/llm-bench.json" | tee "$OUT/llm-bench.md"
+log "table in $OUT/llm-bench.md, chart in $OUT/llm-bench.png, medians in $OUT/llm-bench.json, raw lines in $OUT/llm-bench-raw.jsonl"

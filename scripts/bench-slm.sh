@@ -5,13 +5,16 @@
 # fastText: Debian's package, word bigrams, char 3–5-grams, dim 100, 50
 # epochs, out-of-scope training items as a class like hedge's. The data set
 # is converted in a temporary directory, never in the repository.
+# fastText's latency is timed one query at a time through a pipe, beside
+# the pipe's own floor (models/slm/evaluate/fasttextbench).
 #
-#   scripts/bench-slm.sh [PLOT.png]
+#   scripts/bench-slm.sh [PLOT.png [RESULT.json]]   # RESULT-fasttext.json beside it
 #   HEDGE=bin/hedge CLINC150=path/to/data_full.json scripts/bench-slm.sh
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data=${CLINC150:-$repo/../shared/datasets/clinc150/data_full.json}
 plot=${1:-$repo/bin/slm-clinc150.png}
+json=${2:-}
 hedge=${HEDGE:-$repo/bin/hedge}
 if [ ! -x "$hedge" ]; then
 	echo "bench-slm: $hedge not found; run make build (or set HEDGE)" >&2
@@ -31,6 +34,14 @@ fasttext supervised -input "$tmp/train.txt" -output "$tmp/ft" \
 fasttext predict-prob "$tmp/ft.bin" "$tmp/val.txt" 1 >"$tmp/val.pred"
 fasttext predict-prob "$tmp/ft.bin" "$tmp/test.txt" 1 >"$tmp/test.pred"
 mkdir -p "$(dirname "$plot")"
-"$hedge" eval --data "$data" --format clinc150 --plot "$plot" \
+extra=()
+if [ -n "$json" ]; then
+	mkdir -p "$(dirname "$json")"
+	extra=(--json-file "$json")
+fi
+"$hedge" eval --data "$data" --format clinc150 --plot "$plot" "${extra[@]}" \
 	--baseline-val "$tmp/val.pred" --baseline-test "$tmp/test.pred" \
 	--baseline-bytes "$(stat -c %s "$tmp/ft.bin")"
+ftjson=()
+[ -n "$json" ] && ftjson=(-json "${json%.json}-fasttext.json")
+(cd "$repo" && go run ./models/slm/evaluate/fasttextbench -model "$tmp/ft.bin" -input "$tmp/test.txt" "${ftjson[@]}")

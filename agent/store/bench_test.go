@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The benchmarks use a real file in a temp dir; every write is a bbolt
@@ -74,19 +76,36 @@ func BenchmarkEnqueue(b *testing.B) {
 }
 
 // BenchmarkPutReplyParallel records replies from 16 goroutines at once, as
-// the MQTT transport's recorders do: batched commits share fsyncs.
+// the MQTT transport's recorders do. "batched" is PutReply, whose commits
+// share fsyncs (DB.Batch); "one-by-one" commits the same write alone
+// (DB.Update), as PutReply did before, so the two can be compared in one run.
 func BenchmarkPutReplyParallel(b *testing.B) {
-	s := openTest(b, Options{ReplyMaxEntries: 100000, ReplyWindow: time.Hour})
-	ctx := context.Background()
 	reply := []byte(`{"id":"x","answer":"a reply of modest length","tier":"cache"}`)
-	var next atomic.Int64
-	b.SetParallelism(8) // 8 × GOMAXPROCS goroutines (16 on two cores)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := s.PutReply(ctx, fmt.Sprintf("id-%d", next.Add(1)), reply); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	for _, mode := range []struct {
+		name string
+		put  func(ctx context.Context, s *Store, id string) error
+	}{
+		{"batched", func(ctx context.Context, s *Store, id string) error { return s.PutReply(ctx, id, reply) }},
+		{"one-by-one", func(ctx context.Context, s *Store, id string) error {
+			now := s.o.Now()
+			return s.update(func(tx *bolt.Tx) error {
+				return replyWindow.put(tx, []byte(id), reply, now, s.o.ReplyWindow, s.o.ReplyMaxEntries, false)
+			})
+		}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			s := openTest(b, Options{ReplyMaxEntries: 100000, ReplyWindow: time.Hour})
+			ctx := context.Background()
+			var next atomic.Int64
+			b.SetParallelism(8) // 8 × GOMAXPROCS goroutines (16 on two cores)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := mode.put(ctx, s, fmt.Sprintf("id-%d", next.Add(1))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -35,6 +35,7 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ftVal := fs.String("baseline-val", "", "fastText predict-prob output for the validation texts, to print a baseline row (make bench)")
 	ftTest := fs.String("baseline-test", "", "fastText predict-prob output for the test texts")
 	ftBytes := fs.Int64("baseline-bytes", 0, "the baseline model's size in bytes")
+	jsonFile := fs.String("json-file", "", "also write the whole result, with the baseline rows, as JSON to this file (make bench)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,6 +146,13 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if *jsonFile != "" {
+		b, _ := json.MarshalIndent(evalJSON{Hedge: r, Baseline: baseline, BaselineBytes: *ftBytes}, "", "  ")
+		if err := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintf(stderr, "hedge eval: %v\n", err)
+			return 1
+		}
+	}
 	if *asJSON {
 		out := map[string]any{
 			"in_scope_accuracy": r.Target.InScopeAccuracy,
@@ -184,6 +192,14 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "plot: %s\n", *plotPath)
 	}
 	return 0
+}
+
+// evalJSON is what --json-file writes: hedge's evaluation and the
+// baseline's rows on the same splits (hedge bench report reads it).
+type evalJSON struct {
+	Hedge         evaluate.Report `json:"hedge"`
+	Baseline      []evaluate.Row  `json:"baseline,omitempty"`
+	BaselineBytes int64           `json:"baseline_bytes,omitempty"`
 }
 
 func readBaseline(ds evaluate.Dataset, valPath, testPath string, target float64) ([]evaluate.Row, error) {

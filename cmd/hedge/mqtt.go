@@ -151,15 +151,6 @@ func anyTLS(brokers []string) bool {
 	return false
 }
 
-// cmdBench runs a benchmark: hedge bench mqtt [flags].
-func cmdBench(args []string) int {
-	if len(args) == 0 || args[0] != "mqtt" {
-		fmt.Fprintln(os.Stderr, "usage: hedge bench mqtt [flags]   (hedge bench mqtt -h lists them)")
-		return 2
-	}
-	return interruptible(benchMQTT)(args[1:])
-}
-
 // benchConfig is one `hedge bench mqtt` run.
 type benchConfig struct {
 	broker, user, pass string

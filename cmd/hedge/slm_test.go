@@ -205,13 +205,20 @@ func TestEvalCommand(t *testing.T) {
 	t.Setenv("HEDGE_SLM_RUNTIME_LIBRARY", ortLibrary(t))
 	plot := filepath.Join(dir, "curve.png")
 	var stdout, stderr bytes.Buffer
-	code := eval(context.Background(), []string{"--data", data, "--format", "clinc150", "--members", "1", "--plot", plot, "--json"}, &stdout, &stderr)
+	jsonFile := filepath.Join(dir, "slm.json")
+	code := eval(context.Background(), []string{"--data", data, "--format", "clinc150", "--members", "1", "--plot", plot, "--json", "--json-file", jsonFile}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("eval exit %d: %s", code, stderr.String())
 	}
 	var got map[string]any
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("eval --json: %v\n%s", err, stdout.String())
+	}
+	// --json-file holds the same evaluation, whole (hedge bench report reads it).
+	var ej evalJSON
+	if b, err := os.ReadFile(jsonFile); err != nil || json.Unmarshal(b, &ej) != nil ||
+		float64(ej.Hedge.ModelBytes) != got["model_bytes"] || ej.Hedge.Target.InScopeAccuracy != got["in_scope_accuracy"] || ej.Hedge.Larson.Name == "" {
+		t.Errorf("--json-file %s does not hold the evaluation: %v %+v", jsonFile, err, ej.Hedge)
 	}
 	for _, k := range []string{"in_scope_accuracy", "oos_recall", "threshold", "model_bytes", "classify_p50_us"} {
 		if _, ok := got[k]; !ok {

@@ -2,13 +2,14 @@
 // the query, from 50 bytes to hedge's default 16 KiB limit, and draws it:
 // scripts/bench-cloud.sh runs it for `make bench`.
 //
-//	go run ./cloudbridge/anonymize/anonbench -o bin/cloud-anonymizer.png
+//	go run ./cloudbridge/anonymize/anonbench -o bin/cloud-anonymizer.png [-json FILE]
 //
 // Each query is ordinary text with an entity every ~40 bytes (e-mail,
 // phone, IPv4, MAC, a listed person), the dense case.
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"image/color"
@@ -27,8 +28,9 @@ import (
 func main() {
 	out := flag.String("o", "bin/cloud-anonymizer.png", "PNG to write")
 	budget := flag.Duration("t", 300*time.Millisecond, "time to spend per length")
+	jsonOut := flag.String("json", "", "also write the figures per length as JSON to this file")
 	flag.Parse()
-	if err := run(*out, *budget); err != nil {
+	if err := run(*out, *jsonOut, *budget); err != nil {
 		fmt.Fprintln(os.Stderr, "anonbench:", err)
 		os.Exit(1)
 	}
@@ -50,13 +52,23 @@ func query(n int) string {
 	return b.String()[:n]
 }
 
-func run(out string, budget time.Duration) error {
+// point is one query length's figures, as -json writes them.
+type point struct {
+	Bytes int     `json:"bytes"`
+	Runs  int     `json:"runs"`
+	P50us float64 `json:"p50_us"`
+	P99us float64 `json:"p99_us"`
+	MBps  float64 `json:"mb_per_s"`
+}
+
+func run(out, jsonOut string, budget time.Duration) error {
 	a, err := anonymize.New(anonymize.Options{Names: anonymize.Names{Owner: "Maria Schmidt", Household: []string{"Jonas", "Lena"}}})
 	if err != nil {
 		return err
 	}
 	lengths := []int{50, 100, 200, 500, 1000, 2000, 4000, 8000, 16384}
 	p50s, p99s := make(plotter.XYs, 0, len(lengths)), make(plotter.XYs, 0, len(lengths))
+	var points []point
 	fmt.Printf("%8s %8s %10s %10s %10s\n", "bytes", "runs", "p50 µs", "p99 µs", "MB/s")
 	for _, n := range lengths {
 		q := query(n)
@@ -71,8 +83,15 @@ func run(out string, budget time.Duration) error {
 		p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 		fmt.Printf("%8d %8d %10.1f %10.1f %10.1f\n", n, len(lat), us(p50), us(p99), float64(n)/us(p50))
+		points = append(points, point{Bytes: n, Runs: len(lat), P50us: us(p50), P99us: us(p99), MBps: float64(n) / us(p50)})
 		p50s = append(p50s, plotter.XY{X: float64(n), Y: us(p50)})
 		p99s = append(p99s, plotter.XY{X: float64(n), Y: us(p99)})
+	}
+	if jsonOut != "" {
+		b, _ := json.MarshalIndent(points, "", "  ")
+		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
 	}
 	p := plot.New()
 	p.Title.Text = "hedge anonymizer: latency per query vs. query length"

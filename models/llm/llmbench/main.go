@@ -29,6 +29,7 @@ func main() {
 	mmap := flag.String("mmap", "auto", "auto, on or off")
 	rep := flag.String("report", "", "summarize this file of result lines as a markdown table (stdout)")
 	png := flag.String("png", "", "with -report: also draw the table as a bar chart PNG")
+	jsonOut := flag.String("json", "", "with -report: also write the medians as JSON to this file")
 	flag.Parse()
 	if *rep != "" {
 		f, err := os.Open(*rep)
@@ -37,7 +38,7 @@ func main() {
 			os.Exit(1)
 		}
 		defer f.Close()
-		if err := report(f, os.Stdout, *png); err != nil {
+		if err := report(f, os.Stdout, *png, *jsonOut); err != nil {
 			fmt.Fprintln(os.Stderr, "llmbench:", err)
 			os.Exit(1)
 		}

@@ -15,6 +15,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/hedge-edge/hedge/models/llm"
 )
 
 // result is one JSON line of llmbench, cbench or bench.mjs.
@@ -34,13 +36,14 @@ type summary struct {
 	prompt, gen, rss float64
 	n                int
 	tokens           [2]int
+	threads          int
 }
 
 var implOrder = []string{"hedge", "c", "node-llama-cpp"}
 
-// report reads result lines from r and writes a markdown table to w and a
-// bar chart to png.
-func report(r io.Reader, w io.Writer, png string) error {
+// report reads result lines from r and writes a markdown table to w, a
+// bar chart to png and the medians as JSON to jsonOut (each when not "").
+func report(r io.Reader, w io.Writer, png, jsonOut string) error {
 	by := map[string]map[string][]result{}
 	var modelsSeen []string
 	sc := bufio.NewScanner(r)
@@ -73,7 +76,7 @@ func report(r io.Reader, w io.Writer, png string) error {
 				g = append(g, x.GenTPS)
 				s = append(s, x.PeakRSSMB)
 			}
-			sums[m][impl] = summary{median(p), median(g), median(s), len(rs), [2]int{rs[0].PromptTokens, rs[0].GenTokens}}
+			sums[m][impl] = summary{median(p), median(g), median(s), len(rs), [2]int{rs[0].PromptTokens, rs[0].GenTokens}, rs[0].Threads}
 		}
 	}
 	fmt.Fprintln(w, "| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |")
@@ -90,6 +93,21 @@ func report(r io.Reader, w io.Writer, png string) error {
 				ratio = fmt.Sprintf("%.2f× / %.2f×", h.prompt/s.prompt, h.gen/s.gen)
 			}
 			fmt.Fprintf(w, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n", m, s.tokens[0], s.tokens[1], impl, s.prompt, s.gen, s.rss, ratio, s.n)
+		}
+	}
+	if jsonOut != "" {
+		var out []llm.BenchMedian
+		for _, m := range modelsSeen {
+			for _, impl := range implOrder {
+				if s, ok := sums[m][impl]; ok {
+					out = append(out, llm.BenchMedian{Model: m, Impl: impl, Threads: s.threads, PromptTokens: s.tokens[0], GenTokens: s.tokens[1],
+						PromptTPS: s.prompt, GenTPS: s.gen, PeakRSSMB: s.rss, Runs: s.n})
+				}
+			}
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
 		}
 	}
 	if png == "" {

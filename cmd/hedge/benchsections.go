@@ -1,0 +1,545 @@
+package main
+
+// The sections of hedge bench report, one renderer per benchmark: each
+// reads its results from bin/bench and returns the Markdown under its
+// heading, its headline figures and its plots.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hedge-edge/hedge/models/llm"
+	"github.com/hedge-edge/hedge/models/slm/evaluate"
+)
+
+// The Go benchmarks (go test -json).
+
+// goBench is one benchmark's result line; with -count > 1 its metrics are
+// the medians of its lines.
+type goBench struct {
+	Pkg, Name string
+	Lines     int
+	Metrics   map[string]float64
+	Units     []string
+}
+
+// goBenchLine matches a result line: name (with -GOMAXPROCS), iterations,
+// then value–unit pairs.
+var goBenchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
+
+// parseGoTestJSON reads `go test -json -bench` output. Output events split
+// result lines (the name is printed before the run, the figures after), so
+// each package's output is joined before it is read line by line.
+func parseGoTestJSON(r io.Reader) (benches []goBench, failed []string, err error) {
+	type event struct{ Action, Package, Test, Output string }
+	out := map[string]*strings.Builder{}
+	var pkgs []string
+	dec := json.NewDecoder(r)
+	for {
+		var e event
+		if err := dec.Decode(&e); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("go test -json output: %w", err)
+		}
+		switch e.Action {
+		case "output":
+			if out[e.Package] == nil {
+				out[e.Package] = &strings.Builder{}
+				pkgs = append(pkgs, e.Package)
+			}
+			out[e.Package].WriteString(e.Output)
+		case "fail":
+			if e.Test == "" {
+				failed = append(failed, e.Package)
+			}
+		}
+	}
+	for _, pkg := range pkgs {
+		lines := map[string][]map[string]float64{}
+		var names []string
+		units := map[string][]string{}
+		for _, line := range strings.Split(out[pkg].String(), "\n") {
+			m := goBenchLine.FindStringSubmatch(strings.TrimSpace(line))
+			if m == nil {
+				continue
+			}
+			f := strings.Fields(m[3])
+			if len(f)%2 != 0 {
+				continue
+			}
+			metrics := map[string]float64{}
+			var us []string
+			for i := 0; i < len(f); i += 2 {
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					continue
+				}
+				metrics[f[i+1]] = v
+				us = append(us, f[i+1])
+			}
+			if _, ok := lines[m[1]]; !ok {
+				names = append(names, m[1])
+				units[m[1]] = us
+			}
+			lines[m[1]] = append(lines[m[1]], metrics)
+		}
+		for _, n := range names {
+			b := goBench{Pkg: pkg, Name: n, Lines: len(lines[n]), Metrics: map[string]float64{}, Units: units[n]}
+			for _, u := range b.Units {
+				var vs []float64
+				for _, l := range lines[n] {
+					if v, ok := l[u]; ok {
+						vs = append(vs, v)
+					}
+				}
+				slices.Sort(vs)
+				b.Metrics[u] = vs[len(vs)/2]
+			}
+			benches = append(benches, b)
+		}
+	}
+	return benches, failed, nil
+}
+
+func readGoBenches(rc *reportCtx, name string) ([]goBench, error) {
+	f, err := os.Open(filepath.Join(rc.dir, name))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bs, failed, err := parseGoTestJSON(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("%s: go test failed in %s", name, strings.Join(failed, ", "))
+	}
+	if len(bs) == 0 {
+		return nil, fmt.Errorf("%s: no benchmark results", name)
+	}
+	return bs, nil
+}
+
+func findBench(bs []goBench, name string) (goBench, bool) {
+	for _, b := range bs {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return goBench{}, false
+}
+
+// goTable lists benchmarks with their time per operation first.
+func goTable(bs []goBench) string {
+	var b strings.Builder
+	b.WriteString("| package | benchmark | time per op | B/op | allocs/op | other | lines |\n|---|---|---:|---:|---:|---|---:|\n")
+	for _, x := range bs {
+		var other []string
+		for _, u := range x.Units {
+			if u != "ns/op" && u != "B/op" && u != "allocs/op" {
+				other = append(other, sig3(x.Metrics[u])+" "+u)
+			}
+		}
+		cell := func(u string) string {
+			if v, ok := x.Metrics[u]; ok {
+				return thousands(v)
+			}
+			return ""
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d |\n", strings.TrimPrefix(x.Pkg, "github.com/hedge-edge/hedge/"),
+			strings.TrimPrefix(x.Name, "Benchmark"), fmtNs(x.Metrics["ns/op"]), cell("B/op"), cell("allocs/op"), strings.Join(other, ", "), x.Lines)
+	}
+	return b.String()
+}
+
+func renderGoSection(rc *reportCtx) (string, error) {
+	bs, err := readGoBenches(rc, "go.json")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("`go test -bench` on `agent/store` (a real bbolt file, every write committed with fsync) and\n" +
+		"`agent/transport/local` (the Unix socket through the agent, with an instant tier).\n\n")
+	b.WriteString(goTable(bs))
+	batched, ok1 := findBench(bs, "BenchmarkPutReplyParallel/batched")
+	single, ok2 := findBench(bs, "BenchmarkPutReplyParallel/one-by-one")
+	if ok1 && ok2 {
+		nb, ns := batched.Metrics["ns/op"], single.Metrics["ns/op"]
+		fmt.Fprintf(&b, "\nMQTT reply records written by 16 goroutines at once: batched commits (`DB.Batch`, shared fsyncs) take\n"+
+			"%s per reply (%s replies/s), one commit per reply %s (%s/s): **batched ÷ one by one = %.2f×** the throughput.\n",
+			fmtNs(nb), thousands(1e9/nb), fmtNs(ns), thousands(1e9/ns), ns/nb)
+		rc.head(headline{Figure: "store: MQTT reply records from 16 writers, batched vs one by one",
+			Value: fmt.Sprintf("%s/s vs %s/s (%.2f×)", thousands(1e9/nb), thousands(1e9/ns), ns/nb)})
+	}
+	if get, ok := findBench(bs, "BenchmarkCacheGet"); ok {
+		if put, ok := findBench(bs, "BenchmarkCachePut"); ok {
+			rc.head(headline{Figure: "store: cache get / put (fsync)", Value: fmtNs(get.Metrics["ns/op"]) + " / " + fmtNs(put.Metrics["ns/op"])})
+		}
+	}
+	if rt, ok := findBench(bs, "BenchmarkRoundTrip"); ok {
+		v := fmtNs(rt.Metrics["ns/op"]) + " on an open connection"
+		if ask, ok := findBench(bs, "BenchmarkAsk"); ok {
+			v += fmt.Sprintf("; %s with connect and close (`hedge ask`'s client)", fmtNs(ask.Metrics["ns/op"]))
+		}
+		rc.head(headline{Figure: "socket round trip, agent with an instant tier", Value: v})
+	}
+	return b.String(), nil
+}
+
+// The SLM: hedge eval beside fastText.
+
+// The SLM targets: accuracy and recall on CLINC150's test split at the
+// threshold picked on validation, model size, classification latency.
+const (
+	slmTargetAccuracy = 0.92
+	slmTargetRecall   = 0.75
+	slmTargetBytes    = 10e6
+	slmTargetP50us    = 50
+)
+
+func renderSLMSection(rc *reportCtx) (string, error) {
+	var ev evalJSON
+	if err := rc.readJSON("slm.json", &ev); err != nil {
+		return "", err
+	}
+	h := ev.Hedge
+	var b strings.Builder
+	fmt.Fprintf(&b, "`hedge eval` (%s encoder) on CLINC150 with fastText on the same splits and the same threshold rules\n"+
+		"(`scripts/bench-slm.sh`); test split, thresholds picked on validation.\n\n", h.Encoder)
+	b.WriteString("| model | threshold rule | threshold | in-scope acc. | OOS recall | coverage | size |\n|---|---|---:|---:|---:|---:|---:|\n")
+	row := func(model string, r evaluate.Row, size string) {
+		name := r.Name
+		if i := strings.Index(name, ": "); i >= 0 {
+			name = name[i+2:]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %s | %s | %s |\n", model, name, r.Threshold, pct(r.InScopeAccuracy), pct(r.OOSRecall), pct(r.Coverage), size)
+	}
+	// The size goes on a model's first row only.
+	row("hedge "+h.Encoder, h.Target, fmt.Sprintf("%.2f MB", float64(h.ModelBytes)/1e6))
+	row("hedge "+h.Encoder, h.Larson, "")
+	row("hedge "+h.Encoder, h.Unthresholded, "")
+	for i, r := range ev.Baseline {
+		size := ""
+		if i == 0 && ev.BaselineBytes > 0 {
+			size = fmt.Sprintf("%.1f MB", float64(ev.BaselineBytes)/1e6)
+		}
+		row("fastText", r, size)
+	}
+	fmt.Fprintf(&b, "\nhedge classifies in %s µs at p50 and %s µs at p99 on %d thread(s) (featurization included, through ONNX Runtime);\n"+
+		"trained in %s, temperature %.3f, validation ECE %.3f.\n", sig3(h.P50us), sig3(h.P99us), h.Threads, fmtSeconds(h.TrainSeconds), h.Temperature, h.ValECE)
+
+	if len(ev.Baseline) > 0 {
+		ft := ev.Baseline[0]
+		fmt.Fprintf(&b, "\nhedge vs fastText at the same rule (%s): in-scope accuracy %+.1f points, out-of-scope recall %+.1f points",
+			h.Target.Name, 100*(h.Target.InScopeAccuracy-ft.InScopeAccuracy), 100*(h.Target.OOSRecall-ft.OOSRecall))
+		if ev.BaselineBytes > 0 {
+			fmt.Fprintf(&b, "; fastText's model is **%.0f× larger**", float64(ev.BaselineBytes)/float64(h.ModelBytes))
+		}
+		b.WriteString(".\n")
+		rc.head(headline{Figure: "SLM vs fastText on CLINC150 (in-scope acc. / OOS recall / size)",
+			Value: fmt.Sprintf("hedge %s / %s / %.2f MB; fastText %s / %s / %.0f MB", pct(h.Target.InScopeAccuracy), pct(h.Target.OOSRecall),
+				float64(h.ModelBytes)/1e6, pct(ft.InScopeAccuracy), pct(ft.OOSRecall), float64(ev.BaselineBytes)/1e6)})
+	}
+	type latency struct {
+		P50us float64 `json:"p50_us"`
+		P99us float64 `json:"p99_us"`
+	}
+	var ftl struct {
+		FastText  latency `json:"fasttext"`
+		PipeFloor latency `json:"pipe_floor"`
+	}
+	if err := rc.readJSON("slm-fasttext.json", &ftl); err == nil && ftl.FastText.P50us > 0 {
+		ft, pipe := ftl.FastText, ftl.PipeFloor
+		own := ft.P50us - pipe.P50us
+		fmt.Fprintf(&b, "\nfastText, one query at a time through a pipe to `fasttext predict-prob`: p50 %s µs, p99 %s µs; the same\n"+
+			"round trip through `cat` (the pipe's floor, alternated with it) p50 %s µs, so fastText's own time is about %s µs.\n"+
+			"**hedge's p50 is %.2f× fastText's** (%.2f× fastText's less the pipe floor).\n",
+			sig3(ft.P50us), sig3(ft.P99us), sig3(pipe.P50us), sig3(own), h.P50us/ft.P50us, h.P50us/math.Max(own, 1e-3))
+		rc.head(headline{Figure: "SLM classification p50, hedge vs fastText (less its pipe floor)",
+			Value: fmt.Sprintf("%s µs vs %s µs (%.2f×)", sig3(h.P50us), sig3(own), h.P50us/math.Max(own, 1e-3))})
+	}
+	rc.head(headline{Figure: "SLM in-scope accuracy (CLINC150 test)", Value: pct(h.Target.InScopeAccuracy),
+		Target: "≥ " + pct(slmTargetAccuracy), Met: h.Target.InScopeAccuracy >= slmTargetAccuracy})
+	rc.head(headline{Figure: "SLM out-of-scope recall (CLINC150 test)", Value: pct(h.Target.OOSRecall),
+		Target: "≥ " + pct(slmTargetRecall), Met: h.Target.OOSRecall >= slmTargetRecall})
+	rc.head(headline{Figure: "SLM model size", Value: fmt.Sprintf("%.2f MB", float64(h.ModelBytes)/1e6),
+		Target: fmt.Sprintf("≤ %.0f MB", slmTargetBytes/1e6), Met: float64(h.ModelBytes) <= slmTargetBytes})
+	rc.head(headline{Figure: "SLM classification p50 (one thread)", Value: sig3(h.P50us) + " µs",
+		Target: fmt.Sprintf("≤ %d µs", slmTargetP50us), Met: h.P50us <= slmTargetP50us})
+	b.WriteString(rc.image("slm-clinc150.png", "risk–coverage and accuracy/recall trade-off on CLINC150"))
+	return b.String(), nil
+}
+
+// The cloud tier: Go benchmarks of the anonymizer and the bridge, and the
+// anonymizer's latency against query length.
+
+func renderCloudSection(rc *reportCtx) (string, error) {
+	bs, err := readGoBenches(rc, "cloud.json")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("`go test -bench` on `cloudbridge/anonymize` and `cloudbridge` (`scripts/bench-cloud.sh`): the anonymizer on a\n" +
+		"200-character query with five entities, and the bridge against a loopback OpenAI-compatible server, alternating\n" +
+		"each call with a direct go-openai call to the same server.\n\n")
+	b.WriteString(goTable(bs))
+	b.WriteString("\n| figure | value |\n|---|---|\n")
+	if a, ok := findBench(bs, "BenchmarkAnonymize200"); ok {
+		fmt.Fprintf(&b, "| anonymizer, 200-character query, 5 entities | %s queries/s on one goroutine, mean %s, p99 %s µs |\n",
+			thousands(a.Metrics["queries/s"]), fmtNs(a.Metrics["ns/op"]), sig3(a.Metrics["p99-µs"]))
+		rc.head(headline{Figure: "anonymizer, 200-character query with 5 entities",
+			Value: fmt.Sprintf("%s queries/s, p99 %s µs", thousands(a.Metrics["queries/s"]), sig3(a.Metrics["p99-µs"]))})
+	}
+	if r, ok := findBench(bs, "BenchmarkRestore"); ok {
+		fmt.Fprintf(&b, "| restore of placeholders in an answer | %s |\n", fmtNs(r.Metrics["ns/op"]))
+	}
+	for _, v := range []struct{ name, what string }{
+		{"BenchmarkBridgeOverhead/no-budget", "bridge vs a direct go-openai call"},
+		{"BenchmarkBridgeOverhead/with-budget", "the same with a daily budget (durable counters, fsync)"},
+	} {
+		o, ok := findBench(bs, v.name)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | direct %s µs, bridge %s µs: +%s µs, **bridge ÷ direct = %.2f×** |\n", v.what,
+			sig3(o.Metrics["direct-µs"]), sig3(o.Metrics["bridge-µs"]), sig3(o.Metrics["added-µs"]), o.Metrics["ratio"])
+		if strings.HasSuffix(v.name, "no-budget") {
+			rc.head(headline{Figure: "cloud bridge vs direct go-openai, loopback server",
+				Value: fmt.Sprintf("+%s µs (%.2f×)", sig3(o.Metrics["added-µs"]), o.Metrics["ratio"])})
+		}
+	}
+	var pts []struct {
+		Bytes int     `json:"bytes"`
+		Runs  int     `json:"runs"`
+		P50us float64 `json:"p50_us"`
+		P99us float64 `json:"p99_us"`
+		MBps  float64 `json:"mb_per_s"`
+	}
+	if err := rc.readJSON("cloud-anonymizer.json", &pts); err == nil && len(pts) > 0 {
+		b.WriteString("\nAnonymizer latency against query length (dense text, an entity every ~40 bytes; `anonbench`):\n\n")
+		b.WriteString("| bytes | runs | p50 (µs) | p99 (µs) | MB/s at p50 |\n|---:|---:|---:|---:|---:|\n")
+		for _, p := range pts {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", thousands(float64(p.Bytes)), thousands(float64(p.Runs)), sig3(p.P50us), sig3(p.P99us), sig3(p.MBps))
+		}
+	}
+	b.WriteString(rc.image("cloud-anonymizer.png", "anonymizer latency against query length"))
+	return b.String(), nil
+}
+
+// MQTT: hedge bench mqtt's paths beside mosquitto's floor and a bare paho
+// responder.
+
+// The MQTT targets hold for the cache path at this rate.
+const (
+	mqttTargetRate = 2000
+	mqttTargetP50  = 0.5
+	mqttTargetP99  = 3.0
+)
+
+// readList reads a JSON array of results from rc.dir; an empty one is an
+// error: the benchmark measured nothing.
+func readList[T any](rc *reportCtx, name string) ([]T, error) {
+	var v []T
+	if err := rc.readJSON(name, &v); err != nil {
+		return nil, err
+	}
+	if len(v) == 0 {
+		return nil, fmt.Errorf("%s holds no results", name)
+	}
+	return v, nil
+}
+
+func renderMQTTSection(rc *reportCtx) (string, error) {
+	rs, err := readList[benchResult](rc, "mqtt.json")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("Open loop at fixed rates (`scripts/bench-mqtt.sh`): requests published on schedule whatever the replies do,\n" +
+		"publish → reply arrival, through a mosquitto on loopback. Peers measured in the same run: `floor` is mosquitto's own\n" +
+		"pub→sub (one hop), `echo` a bare paho client that republishes each request (two hops, the floor of any\n" +
+		"request/reply service).\n\n")
+	b.WriteString(benchTable(rs))
+	find := func(path string, rate int) (benchResult, bool) {
+		for _, r := range rs {
+			if r.Path == path && r.Rate == rate {
+				return r, true
+			}
+		}
+		return benchResult{}, false
+	}
+	var rates []int
+	for _, r := range rs {
+		if !slices.Contains(rates, r.Rate) {
+			rates = append(rates, r.Rate)
+		}
+	}
+	var ratios strings.Builder
+	for _, rate := range rates {
+		echo, ok := find("echo", rate)
+		if !ok || echo.P50 <= 0 {
+			continue
+		}
+		for _, path := range []string{"cache", "slm"} {
+			h, ok := find(path, rate)
+			if !ok || h.P50 <= 0 {
+				continue
+			}
+			fmt.Fprintf(&ratios, "| %s | %d | %.2f× | +%.3f ms | %.2f× |\n", path, rate, h.P50/echo.P50, h.P50-echo.P50, h.P99/echo.P99)
+		}
+	}
+	if ratios.Len() > 0 {
+		b.WriteString("\nhedge against the bare paho responder (echo) at the same rate:\n\n" +
+			"| hedge path | rate (q/s) | p50 ÷ echo p50 | p50 − echo p50 | p99 ÷ echo p99 |\n|---|---:|---:|---:|---:|\n")
+		b.WriteString(ratios.String())
+	}
+	for _, r := range rs {
+		if r.Path != "floor" && r.Path != "echo" && (r.Replies < r.Sent || r.Errors > 0) {
+			fmt.Fprintf(&b, "\n%s at %d q/s: %d of %d requests answered, %d error replies (%s).\n", r.Path, r.Rate, r.Replies, r.Sent, r.Errors, r.Tiers)
+		}
+	}
+	if c, ok := find("cache", mqttTargetRate); ok {
+		v := fmt.Sprintf("%.3f ms", c.P50)
+		if e, ok := find("echo", mqttTargetRate); ok {
+			v += fmt.Sprintf(" (echo peer %.3f ms)", e.P50)
+		}
+		rc.head(headline{Figure: fmt.Sprintf("MQTT cache-hit round trip p50 at %d q/s", mqttTargetRate), Value: v,
+			Target: fmt.Sprintf("≤ %.1f ms", mqttTargetP50), Met: c.P50 <= mqttTargetP50 && c.Replies == c.Sent})
+		rc.head(headline{Figure: fmt.Sprintf("MQTT cache-hit round trip p99 at %d q/s", mqttTargetRate), Value: fmt.Sprintf("%.3f ms", c.P99),
+			Target: fmt.Sprintf("≤ %.0f ms", mqttTargetP99), Met: c.P99 <= mqttTargetP99 && c.Replies == c.Sent})
+	} else {
+		fmt.Fprintf(&b, "\nThe targets are for the cache path at %d q/s, which this run did not measure.\n", mqttTargetRate)
+	}
+	b.WriteString(rc.image("mqtt.png", "MQTT round trip p50 and p99 per rate"))
+	return b.String(), nil
+}
+
+// The local LLM: llmbench's medians of hedge, the C program and
+// node-llama-cpp.
+
+// hedge's tokens per second against each peer, prompt and generation alike.
+const (
+	llmTargetVsC    = 0.97
+	llmTargetVsNode = 1.0
+)
+
+func renderLLMSection(rc *reportCtx) (string, error) {
+	ms, err := readList[llm.BenchMedian](rc, "llm-bench.json")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "`scripts/bench-llm.sh`: the same GGUF files (generated fixtures of real shapes, random weights) through hedge\n"+
+		"(`models/llm`), a minimal C program over the same llama.cpp build (`models/llm/cbench`) and node-llama-cpp from npm,\n"+
+		"%d threads, runs interleaved; medians over the runs.\n\n", ms[0].Threads)
+	b.WriteString("| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |\n" +
+		"|---|---|---:|---:|---:|---|---:|\n")
+	var models []string
+	by := map[string]map[string]llm.BenchMedian{}
+	for _, m := range ms {
+		if by[m.Model] == nil {
+			by[m.Model] = map[string]llm.BenchMedian{}
+			models = append(models, m.Model)
+		}
+		by[m.Model][m.Impl] = m
+	}
+	for _, model := range models {
+		h, haveH := by[model]["hedge"]
+		for _, impl := range []string{"hedge", "c", "node-llama-cpp"} {
+			m, ok := by[model][impl]
+			if !ok {
+				continue
+			}
+			ratio := "—"
+			if haveH && impl != "hedge" {
+				ratio = fmt.Sprintf("%.2f× / %.2f×", h.PromptTPS/m.PromptTPS, h.GenTPS/m.GenTPS)
+			}
+			fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n",
+				model, m.PromptTokens, m.GenTokens, impl, m.PromptTPS, m.GenTPS, m.PeakRSSMB, ratio, m.Runs)
+		}
+	}
+	// One headline per peer and figure, across the models: a target holds
+	// when it holds for every model.
+	for _, peer := range []struct {
+		impl, name string
+		target     float64
+	}{{"c", "the C program", llmTargetVsC}, {"node-llama-cpp", "node-llama-cpp", llmTargetVsNode}} {
+		for _, fig := range []struct {
+			name string
+			get  func(llm.BenchMedian) float64
+		}{{"prompt", func(m llm.BenchMedian) float64 { return m.PromptTPS }}, {"generation", func(m llm.BenchMedian) float64 { return m.GenTPS }}} {
+			var vals []string
+			met := true
+			for _, model := range models {
+				h, okH := by[model]["hedge"]
+				p, okP := by[model][peer.impl]
+				if !okH || !okP || fig.get(p) <= 0 {
+					continue
+				}
+				r := fig.get(h) / fig.get(p)
+				met = met && r >= peer.target
+				vals = append(vals, fmt.Sprintf("%.2f× (%s)", r, strings.TrimSuffix(model, ".gguf")))
+			}
+			if len(vals) == 0 {
+				fmt.Fprintf(&b, "\n%s did not run: the %s target against it is not measured.\n", peer.name, fig.name)
+				continue
+			}
+			rc.head(headline{Figure: fmt.Sprintf("LLM %s tok/s, hedge ÷ %s", fig.name, peer.name), Value: strings.Join(vals, ", "),
+				Target: fmt.Sprintf("≥ %.2f×", peer.target), Met: met})
+		}
+	}
+	b.WriteString(rc.image("llm-bench.png", "tokens per second and peak RSS, hedge vs C vs node-llama-cpp"))
+	return b.String(), nil
+}
+
+// The tiers: hedge bench tiers.
+
+func llmThreadsText(n int) string {
+	switch n {
+	case 0:
+		return "one llama.cpp thread per core"
+	case 1:
+		return "one llama.cpp thread"
+	}
+	return fmt.Sprintf("%d llama.cpp threads", n)
+}
+
+func renderTiersSection(rc *reportCtx) (string, error) {
+	var r tiersResult
+	if err := rc.readJSON("tiers.json", &r); err != nil {
+		return "", err
+	}
+	if len(r.Tiers) == 0 {
+		return "", errors.New("tiers.json holds no tiers")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "`hedge bench tiers` starts `bin/hedge run` with every tier on — cache, intent model (starter intents), local LLM\n"+
+		"(`%s`, %d tokens per answer, %s), cloud (a loopback server in the generator's process speaking OpenAI's chat\n"+
+		"completions wire format, answering at once) — and asks over the Unix socket; %s. Latency is end to end, from writing\n"+
+		"the request line to reading the reply line; each answer counts for the tier its `tier` field names. %d answers per\n"+
+		"tier after %d untimed queries of each kind; %s in all. The peer of the cloud tier is the same loopback server asked\n"+
+		"directly over HTTP.\n\n", r.LLMModel, r.LLMMaxTokens, llmThreadsText(r.LLMThreads), r.Mode, r.PerTier, r.Warmup, fmtSeconds(r.Seconds))
+	b.WriteString(tiersTable(r))
+	var parts []string
+	for _, t := range r.Tiers {
+		parts = append(parts, fmt.Sprintf("%s %s / %s", t.Tier, fmtMS(t.P50), fmtMS(t.P99)))
+		if t.Tier == "cloud" && r.Direct.N > 0 && r.Direct.P50 > 0 {
+			fmt.Fprintf(&b, "\nCloud tier through hedge vs the same server asked directly: p50 %s vs %s, **%.1f×** (hedge adds %s at\n"+
+				"the median: socket, intent model, policy, anonymizer, the HTTP call through go-openai, the cache write).\n",
+				fmtMS(t.P50), fmtMS(r.Direct.P50), t.P50/r.Direct.P50, fmtMS(t.P50-r.Direct.P50))
+		}
+	}
+	rc.head(headline{Figure: "end-to-end latency per tier over the socket, p50 / p99", Value: strings.Join(parts, "; ")})
+	b.WriteString(rc.image("tiers.png", "latency histogram per tier"))
+	return b.String(), nil
+}
