@@ -50,7 +50,7 @@ test-chaos: ## the chaos suite: load over MQTT and the socket through broker res
 	scripts/setup.sh test
 	scripts/chaos.sh
 
-bench: build ## run the benchmarks and print the tables of the README
+bench: build ## run every benchmark (BENCH=go,slm,cloud,mqtt,llm,tiers for a subset) and write BENCHMARKS.md
 	scripts/bench.sh
 
 vet: ## go vet every package, the chaos suite's files included
