@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/intents"
@@ -140,24 +142,37 @@ func trainIntents(ctx context.Context, set *intents.Set, o slm.BuildOptions, pro
 	return b, r, err
 }
 
-// progressBar draws a bar on w (stderr) for long work.
+// progressBar draws a bar on w (stderr) for long work: redrawn in place on
+// a terminal, a line per 10 % otherwise (logs, CI).
 func progressBar(w io.Writer, what string) (update func(done, total int), finish func()) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	step := 1
+	if !tty {
+		step = 10
+	}
 	last := -1
 	update = func(done, total int) {
 		if total <= 0 {
 			return
 		}
-		pct := done * 100 / total
+		pct := done * 100 / total / step * step
 		if pct == last {
 			return
 		}
 		last = pct
+		if !tty {
+			fmt.Fprintf(w, "%s %3d%%\n", what, pct)
+			return
+		}
 		const width = 30
 		n := pct * width / 100
 		fmt.Fprintf(w, "\r%s [%-*s] %3d%%", what, width, strings.Repeat("#", n), pct)
 	}
 	finish = func() {
-		if last >= 0 {
+		if tty && last >= 0 {
 			fmt.Fprintln(w)
 		}
 	}
