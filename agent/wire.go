@@ -11,9 +11,12 @@ import (
 )
 
 // MaxRequestBytes is the largest encoded request a transport should read for
-// a text limit of maxText bytes: JSON escaping of non-ASCII text can triple
-// it, and the other fields need room too.
-func MaxRequestBytes(maxText int) int { return 4*maxText + 4096 }
+// a text limit of maxText bytes. A JSON encoder may write any byte of the
+// text as a six-byte escape (\u00XX for control characters; Go's
+// encoding/json so writes <, > and &), and the other fields need room too:
+// an id of 256 bytes, a reply_to of 1024 and a conversation like an id,
+// escaped the same way, come to 9 KiB with the keys.
+func MaxRequestBytes(maxText int) int { return 6*maxText + 10<<10 }
 
 // DecodeRequest parses one request as it arrives on the wire: a JSON object
 // in the shape of Query, or a plain line of text taken as {"text": line}.
@@ -30,7 +33,9 @@ func DecodeRequest(data []byte, maxBytes int) (Query, *Error) {
 	if !utf8.Valid(data) {
 		return Query{ID: peekID(data)}, Errorf(CodeBadRequest, "request is not valid UTF-8")
 	}
-	trimmed := bytes.TrimLeft(data, " \t")
+	// Any JSON white space may come before an object (an MQTT payload
+	// that starts with a newline is still JSON).
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		// A line that is a whole JSON array is a mistaken request, not a
 		// question ("[urgent] lights on" is not valid JSON, so stays text).
@@ -52,34 +57,35 @@ func DecodeRequest(data []byte, maxBytes int) (Query, *Error) {
 }
 
 // peekID returns the request's id if the bytes start a JSON object with a
-// string id at its top level, else "". It reads tokens only as far as the
-// id, so truncated or malformed JSON after the id still yields it. It never
-// fails.
+// string id at its top level, else "". It reads the id as the decoder does
+// (a key "id" in any letter case, the last one wins, null changes nothing),
+// so an error reply names the id a successful decode would have; truncated
+// or malformed JSON yields the id read before the damage. It never fails.
 func peekID(data []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return ""
 	}
+	id := ""
 	for dec.More() {
 		t, err := dec.Token()
 		key, ok := t.(string)
 		if err != nil || !ok {
-			return ""
+			return id
 		}
-		if key != "id" {
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return ""
-			}
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return id
+		}
+		if !strings.EqualFold(key, "id") || string(v) == "null" {
 			continue
 		}
-		var id string
-		if dec.Decode(&id) != nil || !utf8.ValidString(id) || len(id) > 256 {
+		if json.Unmarshal(v, &id) != nil || len(id) > 256 {
+			// Not a string, or too long to echo: there is no id to name.
 			return ""
 		}
-		return id
 	}
-	return ""
+	return id
 }
 
 func describeJSONError(err error) string {

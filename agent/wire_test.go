@@ -54,6 +54,10 @@ func TestDecodeRequest(t *testing.T) {
 		{name: "empty array", in: `[]`, code: CodeBadRequest, message: "expected an object"},
 		{name: "nested id ignored", in: `{"conversation":{"id":"inner"},"id":"outer"}`, code: CodeBadRequest, id: "outer", message: `field "conversation" must be a string`},
 		{name: "id too long not echoed", in: `{"id":"` + strings.Repeat("i", 300) + `","text":5}`, code: CodeBadRequest, id: ""},
+		{name: "duplicate id: the last, as decoded", in: `{"id":"first","text":"x","id":"second","bogus":1}`, code: CodeBadRequest, id: "second", message: "unknown field"},
+		{name: "id in another letter case", in: `{"ID":"upper","text":5}`, code: CodeBadRequest, id: "upper", message: `field "text"`},
+		{name: "null id keeps the id", in: `{"id":"kept","id":null,"text":5}`, code: CodeBadRequest, id: "kept"},
+		{name: "json after a carriage return", in: "\r{\"id\":\"cr\",\"text\":\"hi\"}", want: Query{ID: "cr", Text: "hi"}},
 		{name: "deep nesting", in: `{"text":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, code: CodeBadRequest},
 	}
 	for _, tc := range tests {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -216,15 +217,19 @@ func (c *Cloud) validate() []string {
 		for _, kind := range AnonymizeKinds {
 			known = known || k == kind
 		}
+		key := "cloud.anonymize.policy." + k
+		if !printable(k) {
+			key = "cloud.anonymize.policy." + strconv.Quote(k)
+		}
 		if !known {
-			p = append(p, problem("cloud.anonymize.policy."+k, k, "is not an entity kind; the kinds are "+strings.Join(AnonymizeKinds, ", ")))
+			p = append(p, problem(key, k, "is not an entity kind; the kinds are "+strings.Join(AnonymizeKinds, ", ")))
 			continue
 		}
 		if v := c.Anonymize.Policy[k]; v != "replace" && v != "keep_local" {
-			p = append(p, problem("cloud.anonymize.policy."+k, fmt.Sprintf("%q", v), "must be replace or keep_local"))
+			p = append(p, problem(key, fmt.Sprintf("%q", v), "must be replace or keep_local"))
 		}
 	}
-	if c.Anonymize.MinEntropy < 0 || c.Anonymize.MinEntropy > 8 {
+	if !within(c.Anonymize.MinEntropy, 0, 8) {
 		p = append(p, problem("cloud.anonymize.min_entropy", c.Anonymize.MinEntropy, "must be between 0 (default) and 8 bits per character"))
 	}
 	return p

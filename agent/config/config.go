@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -179,7 +181,9 @@ func Parse(data []byte) (Config, error) {
 
 var (
 	yamlFieldErr = regexp.MustCompile(`^line (\d+): field (\S+) not found in type config\.(\w+)$`)
-	yamlTypeErr  = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+	yamlTypeErr  = regexp.MustCompile("(?s)^line (\\d+): cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+	// A mapping or list where a value was expected has no value to quote.
+	yamlKindErr = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+) into (\S+)$`)
 )
 
 // keysByLine maps each line of a YAML document to the dotted key defined
@@ -240,15 +244,30 @@ func typeName(goType string) string {
 }
 
 func decode(data []byte, c *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Problems{"config is not valid YAML: " + yamlMessage(err)}
+	}
+	// A scalar or a list is valid YAML but no config; decoding it into the
+	// probe below would report Go's types instead of the file's line.
+	if len(root.Content) == 1 {
+		if doc := root.Content[0]; doc.Kind != yaml.MappingNode && doc.ShortTag() != "!!null" {
+			return Problems{fmt.Sprintf("line %d: config must be a mapping of keys such as version: 1, not %s", doc.Line, nodeKind(doc))}
+		}
+	}
 	// version must be present: a file without it is a file of another kind.
 	var probe struct {
 		Version *int `yaml:"version"`
 	}
-	if err := yaml.Unmarshal(data, &probe); err != nil {
-		return Problems{"config is not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
 	var probs Problems
-	if probe.Version == nil {
+	if err := root.Decode(&probe); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return Problems{"config is not valid YAML: " + yamlMessage(err)}
+		}
+		// A version that is not a number: the decode below says so,
+		// naming the line and the key.
+	} else if probe.Version == nil {
 		probs = append(probs, "version: missing; this hedge reads version: 1")
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -271,15 +290,53 @@ func decode(data []byte, c *Config) error {
 				probs = append(probs, fmt.Sprintf("line %d: %s: %q is not %s", line, keys[line], g[3], typeName(g[4])))
 				continue
 			}
-			probs = append(probs, m)
+			if g := yamlKindErr.FindStringSubmatch(m); g != nil {
+				line, _ := strconv.Atoi(g[1])
+				probs = append(probs, fmt.Sprintf("line %d: %s: a %s is not %s", line, keys[line], yamlKindName(g[2]), typeName(g[3])))
+				continue
+			}
+			probs = append(probs, yamlMessage(errors.New(m)))
 		}
 	case err != nil:
-		probs = append(probs, "config is not valid YAML: "+strings.TrimPrefix(err.Error(), "yaml: "))
+		probs = append(probs, "config is not valid YAML: "+yamlMessage(err))
 	}
 	if len(probs) > 0 {
 		return probs
 	}
 	return nil
+}
+
+// yamlMessage is a YAML error as one line of valid UTF-8 (yaml cuts the
+// values it quotes at a byte count), without the "yaml: " prefix.
+func yamlMessage(err error) string {
+	s := strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
+	return strings.ToValidUTF8(s, "")
+}
+
+// yamlKindName names a YAML tag of a type error: !!map, !!seq, ….
+func yamlKindName(tag string) string {
+	switch tag {
+	case "map":
+		return "mapping"
+	case "seq":
+		return "list"
+	}
+	return tag
+}
+
+// nodeKind describes a YAML node that should have been a mapping.
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	v := []rune(n.Value)
+	if len(v) > 40 {
+		return "the value " + strconv.Quote(string(v[:40])+"…")
+	}
+	return "the value " + strconv.Quote(n.Value)
 }
 
 // sectionOf names the section a Go type stands for in error messages.
@@ -355,9 +412,7 @@ func sanitizeDevice(h string) string {
 // Validate checks every value and returns all problems as Problems.
 func (c *Config) Validate() error {
 	var p Problems
-	bad := func(key string, val any, why string) {
-		p = append(p, fmt.Sprintf("%s: %v: %s", key, val, why))
-	}
+	bad := func(key string, val any, why string) { p = append(p, problem(key, val, why)) }
 	if c.Version != Version {
 		bad("version", c.Version, "this hedge reads version: 1")
 	}
@@ -408,7 +463,7 @@ func (c *Config) Validate() error {
 	if c.Cache.MaxEntries < 0 {
 		bad("cache.max_entries", c.Cache.MaxEntries, "must not be negative")
 	}
-	if c.Cache.SemanticThreshold < 0 || c.Cache.SemanticThreshold > 1 {
+	if !within(c.Cache.SemanticThreshold, 0, 1) {
 		bad("cache.semantic_threshold", c.Cache.SemanticThreshold, "must be between 0 and 1")
 	}
 	p = append(p, c.SLM.validate()...)
@@ -439,7 +494,22 @@ func (c *Config) pathKeys() []pathKey {
 	}
 }
 
-// problem formats one section problem: "key: value: why".
+// problem formats one problem: "key: value: why". A value that would not
+// print as one line of text (a newline, an escape sequence, invalid UTF-8)
+// is quoted, so that each problem stays one line of `hedge config check`.
 func problem(key string, val any, why string) string {
+	if s, ok := val.(string); ok && !printable(s) {
+		val = strconv.Quote(s)
+	}
 	return fmt.Sprintf("%s: %v: %s", key, val, why)
 }
+
+// printable reports whether s is valid UTF-8 of graphic characters and
+// spaces only.
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) < 0
+}
+
+// within reports whether x is a number between lo and hi; NaN is not, and
+// a YAML .nan or .inf must not pass a range check by comparing false.
+func within(x, lo, hi float64) bool { return x >= lo && x <= hi }

@@ -36,6 +36,11 @@ func TestParseProblems(t *testing.T) {
 			`device: "a/b"`, `log.level: "loud"`, "limits.max_query_bytes: 0",
 		}},
 		{"not yaml", "version: [1\n", []string{"not valid YAML"}},
+		{"not a mapping", "00", []string{`line 1: config must be a mapping of keys such as version: 1, not the value "00"`}},
+		{"mapping for a value", "version: 1\ndevice: {a: b}\n", []string{"line 2: device.a: a mapping is not a string"}},
+		{"NaN", "version: 1\nslm:\n  threshold: .nan\ncache:\n  semantic_threshold: .nan\n", []string{"slm.threshold: NaN", "cache.semantic_threshold: NaN"}},
+		{"infinity", "version: 1\nllm:\n  repeat_penalty: .inf\n", []string{"llm.repeat_penalty: +Inf"}},
+		{"value with a newline", "version: 1\nmqtt:\n  broker: \"tcp://a\\nb\"\n", []string{`mqtt.broker: "tcp://a\nb": must be a URL`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -100,19 +101,19 @@ func (l *LLM) validate() []string {
 	if l.MaxTokens < 1 {
 		p = append(p, problem("llm.max_tokens", l.MaxTokens, "must be at least 1"))
 	}
-	if l.Temperature < 0 || l.Temperature > 5 {
+	if !within(l.Temperature, 0, 5) {
 		p = append(p, problem("llm.temperature", l.Temperature, "must be between 0 (greedy) and 5"))
 	}
 	if l.TopK < 0 {
 		p = append(p, problem("llm.top_k", l.TopK, "must not be negative (0 turns it off)"))
 	}
-	if l.TopP < 0 || l.TopP > 1 {
+	if !within(l.TopP, 0, 1) {
 		p = append(p, problem("llm.top_p", l.TopP, "must be between 0 and 1"))
 	}
-	if l.MinP < 0 || l.MinP > 1 {
+	if !within(l.MinP, 0, 1) {
 		p = append(p, problem("llm.min_p", l.MinP, "must be between 0 and 1"))
 	}
-	if l.RepeatPenalty < 0 {
+	if !within(l.RepeatPenalty, 0, math.MaxFloat64) {
 		p = append(p, problem("llm.repeat_penalty", l.RepeatPenalty, "must not be negative (1 turns it off)"))
 	}
 	if l.RepeatLastN < -1 {

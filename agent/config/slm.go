@@ -82,7 +82,7 @@ func (s *SLM) validate() []string {
 	if s.Threads < 0 || s.Threads > 256 {
 		p = append(p, problem("slm.threads", s.Threads, "must be between 0 (platform default) and 256"))
 	}
-	if s.Threshold <= 0 || s.Threshold > 1 {
+	if !within(s.Threshold, 0, 1) || s.Threshold == 0 {
 		p = append(p, problem("slm.threshold", s.Threshold, "must be above 0 and at most 1"))
 	}
 	if s.Transformer.MaxLength < 8 || s.Transformer.MaxLength > 512 {

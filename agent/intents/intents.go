@@ -14,9 +14,12 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -125,12 +128,27 @@ func Parse(data []byte) (*Set, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, Problems{"not a valid intents file: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		// One problem per line of the file that is wrong, each on one line
+		// of its own: a value quoted in the message may span lines.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, Problems{"not a valid intents file: " + oneLine(strings.TrimPrefix(err.Error(), "yaml: "))}
+		}
+		var p Problems
+		for _, m := range te.Errors {
+			p = append(p, "not a valid intents file: "+oneLine(m))
+		}
+		return nil, p
 	}
 	sum := sha256.Sum256(data)
 	s := &Set{Hash: hex.EncodeToString(sum[:]), File: f, byName: map[string]*compiled{}, outOfScope: OutOfScopeLabel}
 	var p Problems
 	bad := func(where, field string, val any, why string) {
+		// A value that would not print as one line of text is quoted, so
+		// that each problem stays one line.
+		if s, ok := val.(string); ok && (!utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0) {
+			val = strconv.Quote(s)
+		}
 		p = append(p, fmt.Sprintf("%s: %s: %v: %s", where, field, val, why))
 	}
 	if f.Version != Version {
@@ -190,7 +208,8 @@ func Parse(data []byte) (*Set, error) {
 			// the cache it would confirm a publish that never happened.
 			c.spec.Volatile = true
 		}
-		if in.Threshold < 0 || in.Threshold > 1 {
+		// Written so that .nan fails too (every comparison with NaN is false).
+		if !(in.Threshold >= 0 && in.Threshold <= 1) {
 			bad(where, "threshold", in.Threshold, "must be between 0 and 1 (0: the model's threshold)")
 		}
 		if in.CacheTTL != "" {
@@ -219,6 +238,10 @@ func Parse(data []byte) (*Set, error) {
 	}
 	return s, nil
 }
+
+// oneLine joins the lines and runs of white space of s with single spaces
+// and drops invalid UTF-8 (yaml cuts the values it quotes at a byte count).
+func oneLine(s string) string { return strings.ToValidUTF8(strings.Join(strings.Fields(s), " "), "") }
 
 // Labels returns the class labels to train, in file order, with the
 // out-of-scope class last when the file has out-of-scope examples; oos is

@@ -104,12 +104,12 @@ func chatBody(content, more string) string {
 
 // The limits of the hedge under test: the defaults.
 const (
-	badMaxText  = 16384               // limits.max_query_bytes
-	badMaxLine  = 4*badMaxText + 4096 // agent.MaxRequestBytes
-	badMaxBody  = 4 * badMaxLine      // httpapi.BodyLimit
-	badDevice   = "e2e"               // device
-	badReplyDir = "hedge/e2e/reply/"  // the default reply topics
-	badQueryTop = "hedge/e2e/query"   // the query topic
+	badMaxText  = 16384                 // limits.max_query_bytes
+	badMaxLine  = 6*badMaxText + 10<<10 // agent.MaxRequestBytes
+	badMaxBody  = 4 * badMaxLine        // httpapi.BodyLimit
+	badDevice   = "e2e"                 // device
+	badReplyDir = "hedge/e2e/reply/"    // the default reply topics
+	badQueryTop = "hedge/e2e/query"     // the query topic
 )
 
 func badInputs() []badInput {

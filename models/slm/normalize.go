@@ -14,8 +14,10 @@ func Normalize(text string) string {
 	var b strings.Builder
 	b.Grow(len(text))
 	// NFD splits "ü" into "u" + a combining diaeresis (category Mn), which
-	// is then dropped.
-	for _, r := range norm.NFD.String(text) {
+	// is then dropped. Invalid bytes become U+FFFD first: NFD leaves the
+	// character after an invalid byte composed ("\xf7ӳ" kept its "ӳ"), so
+	// the same word would have other features than without the byte.
+	for _, r := range norm.NFD.String(strings.ToValidUTF8(text, "\ufffd")) {
 		if unicode.Is(unicode.Mn, r) {
 			continue
 		}

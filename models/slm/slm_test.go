@@ -52,6 +52,8 @@ func TestNormalize(t *testing.T) {
 		"naïve Café":         "naive cafe",
 		"plain ascii":        "plain ascii",
 		"Ångström İstanbul ": "angstrom i̇stanbul ",
+		// An invalid byte must not keep the next letter's accent.
+		"\xf7ӳ": "\ufffdу",
 	} {
 		if in == "Ångström İstanbul " {
 			// İ lower-cases to i + combining dot, which accent stripping removes.

@@ -80,6 +80,14 @@ func ParseTokenizer(data []byte) (*Tokenizer, error) {
 	if len(j.Model.Vocab) == 0 {
 		return nil, errors.New("parse tokenizer: the vocabulary is empty")
 	}
+	// An id is a row of the encoder's embedding table. ONNX Gather reads a
+	// negative index from the end of the table: a wrong embedding, silently
+	// (one past the end at least fails the query).
+	for tok, id := range j.Model.Vocab {
+		if id < 0 {
+			return nil, fmt.Errorf("parse tokenizer: token %q has the id %d; ids are rows of the embedding table, 0 or more", tok, id)
+		}
+	}
 	t := &Tokenizer{vocab: j.Model.Vocab, unk: j.Model.UnkToken, prefix: "##", maxChars: j.Model.MaxInputCharsPerWord,
 		lowercase: true, clean: true, chinese: true}
 	if j.Model.ContinuingSubwordPrefix != nil {

@@ -79,7 +79,8 @@ func TestTokenizer(t *testing.T) {
 		t.Errorf("truncated Encode = %v", ids)
 	}
 	for _, bad := range []string{`{"model":{"type":"BPE","vocab":{"a":0}}}`, `{"model":{"type":"WordPiece","vocab":{"a":0}}}`, `not json`,
-		`{"normalizer":{"type":"NFC"},"model":{"type":"WordPiece","vocab":{"[CLS]":0,"[SEP]":1,"[PAD]":2,"[UNK]":3}}}`} {
+		`{"normalizer":{"type":"NFC"},"model":{"type":"WordPiece","vocab":{"[CLS]":0,"[SEP]":1,"[PAD]":2,"[UNK]":3}}}`,
+		`{"model":{"type":"WordPiece","vocab":{"[CLS]":0,"[SEP]":1,"[PAD]":2,"[UNK]":3,"x":-1}}}`} {
 		if _, err := ParseTokenizer([]byte(bad)); err == nil {
 			t.Errorf("ParseTokenizer(%s) accepted", bad)
 		}
