@@ -10,7 +10,7 @@ CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
 RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build build-arm64 test-arm64 deb run test test-chaos bench vet fmt-check clean
+.PHONY: help setup build build-arm64 test-arm64 deb run test test-chaos fuzz bench vet fmt-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,7 @@ test: fmt-check ## install what the tests need, then run every test
 	scripts/setup.sh test
 	$(MAKE) --no-print-directory vet
 	$(CGO_ENV) $(GO) test -count=1 -timeout 30m ./...
+	FUZZTIME=10s scripts/fuzz.sh
 	@# After the other tests, never beside them: the suite jumps the clock.
 	CHAOS_PHASE=5s scripts/chaos.sh
 	scripts/test-arm64.sh
@@ -49,6 +50,10 @@ test: fmt-check ## install what the tests need, then run every test
 test-chaos: ## the chaos suite: load over MQTT and the socket through broker restarts, a cloud black hole, SIGKILLs, a full disk, clock jumps (root)
 	scripts/setup.sh test
 	scripts/chaos.sh
+
+fuzz: ## fuzz every target for FUZZTIME each (default 2m, ~25 min; FUZZ=regexp picks some), see docs/fuzz.md
+	scripts/setup.sh test
+	FUZZTIME=$${FUZZTIME:-2m} scripts/fuzz.sh
 
 bench: build ## run every benchmark (BENCH=go,slm,cloud,mqtt,llm,tiers for a subset) and write BENCHMARKS.md
 	scripts/bench.sh
