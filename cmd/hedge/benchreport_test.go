@@ -234,10 +234,10 @@ func TestBenchReport(t *testing.T) {
 		"in-scope accuracy +5.5 points, out-of-scope recall +2.8 points",
 		"**hedge's p50 is 1.55× fastText's** (2.00× fastText's less the pipe floor)",
 		// LLM: hedge ÷ each peer and its target.
-		"| m.gguf (95 prompt, 32 generated tokens) | node-llama-cpp | 200.0 | 25.0 | 300 | 0.50× / 2.00× | 3 |",
-		"| LLM prompt tok/s, hedge ÷ the C program | 0.99× (m) | ≥ 0.97× | met |",
-		"| LLM generation tok/s, hedge ÷ node-llama-cpp | 2.00× (m) | ≥ 1.00× | met |",
-		"| LLM prompt tok/s, hedge ÷ node-llama-cpp | 0.50× (m) | ≥ 1.00× | **missed** |",
+		"| m.gguf (95 prompt, 32 generated tokens) | node-llama-cpp | 200.0 | 25.0 | 300 | 0.500× / 2.000× | 3 |",
+		"| LLM prompt tok/s, hedge ÷ the C program | 0.990× (m) | ≥ 0.97× | met |",
+		"| LLM generation tok/s, hedge ÷ node-llama-cpp | 2.000× (m) | ≥ 1.00× | met |",
+		"| LLM prompt tok/s, hedge ÷ node-llama-cpp | 0.500× (m) | ≥ 1.00× | **missed** |",
 		// Tiers: the routing as measured, the cloud peer.
 		"| llm | llm 2, slm 1 |",
 		"**8.0×**",

@@ -462,7 +462,7 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 			}
 			ratio := "—"
 			if haveH && impl != "hedge" {
-				ratio = fmt.Sprintf("%.2f× / %.2f×", h.PromptTPS/m.PromptTPS, h.GenTPS/m.GenTPS)
+				ratio = fmt.Sprintf("%.3f× / %.3f×", h.PromptTPS/m.PromptTPS, h.GenTPS/m.GenTPS)
 			}
 			fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n",
 				model, m.PromptTokens, m.GenTokens, impl, m.PromptTPS, m.GenTPS, m.PeakRSSMB, ratio, m.Runs)
@@ -488,7 +488,8 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 				}
 				r := fig.get(h) / fig.get(p)
 				met = met && r >= peer.target
-				vals = append(vals, fmt.Sprintf("%.2f× (%s)", r, strings.TrimSuffix(model, ".gguf")))
+				// Three decimals: a ratio a hair under its target must not read as on it.
+				vals = append(vals, fmt.Sprintf("%.3f× (%s)", r, strings.TrimSuffix(model, ".gguf")))
 			}
 			if len(vals) == 0 {
 				fmt.Fprintf(&b, "\n%s did not run: the %s target against it is not measured.\n", peer.name, fig.name)
