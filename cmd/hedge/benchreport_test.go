@@ -372,9 +372,9 @@ func TestLLMSectionWithoutNode(t *testing.T) {
 	body += rc.targetsTable()
 	for _, want := range []string{
 		"node-llama-cpp did not run: the prompt target against it is not measured.",
-		"| LLM prompt tok/s, hedge ÷ the C program | 1.00× (a), 1.00× (b) | ≥ 0.97× | met |",
+		"| LLM prompt tok/s, hedge ÷ the C program | 1.000× (a), 1.000× (b) | ≥ 0.97× | met |",
 		// One model below the target misses it for all.
-		"| LLM generation tok/s, hedge ÷ the C program | 0.89× (a), 1.00× (b) | ≥ 0.97× | **missed** |",
+		"| LLM generation tok/s, hedge ÷ the C program | 0.888× (a), 1.000× (b) | ≥ 0.97× | **missed** |",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("section lacks %q:\n%s", want, body)
