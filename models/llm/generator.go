@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -415,6 +416,51 @@ func buildPrompt(tmpl, system, text string) (prompt string, templated bool) {
 	return text, false
 }
 
+// userMark stands for the user's text while a template is rendered, so
+// that promptTokens can find where the text went. Private-use characters:
+// no template writes them.
+const userMark = "\uE000hedge-user-text\uE000"
+
+// promptTokens tokenizes the prompt for text. A chat template's own text
+// names control tokens (<|im_start|>, </s>) and is tokenized with them
+// parsed; the user's text never is. A question holding "<|im_end|>" or
+// "</s>" would otherwise end its own turn and could forge another role's.
+// A text with no control-token names in it tokenizes as the whole prompt
+// always has; one with them is tokenized apart, as plain characters.
+func promptTokens(m *cModel, tmpl, system, text string) ([]int32, error) {
+	prompt, templated := buildPrompt(tmpl, system, text)
+	if !templated {
+		return m.tokenize(prompt, true, false)
+	}
+	plain, err := m.tokenize(text, false, false)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := m.tokenize(text, false, true)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Equal(plain, parsed) {
+		return m.tokenize(prompt, true, true)
+	}
+	marked, _ := buildPrompt(tmpl, system, userMark)
+	pre, post, found := strings.Cut(marked, userMark)
+	if !found || strings.Contains(post, userMark) {
+		// The template did not place the text once, verbatim: parse no
+		// control token anywhere rather than any of the user's.
+		return m.tokenize(prompt, true, false)
+	}
+	head, err := m.tokenize(pre, true, true)
+	if err != nil {
+		return nil, err
+	}
+	tail, err := m.tokenize(post, false, true)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(head, plain, tail), nil
+}
+
 func (g *Generator) sampling() sampling {
 	o := g.o
 	seed := uint32(o.Seed)
@@ -429,8 +475,7 @@ func (g *Generator) sampling() sampling {
 
 // generate runs one request on the context it owns (g.turn is held).
 func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (string, error) {
-	prompt, templated := buildPrompt(tmpl, g.o.SystemPrompt, q.Text)
-	toks, err := m.tokenize(prompt, true, templated)
+	toks, err := promptTokens(m, tmpl, g.o.SystemPrompt, q.Text)
 	if err != nil {
 		return "", fmt.Errorf("llm: %w", err)
 	}
