@@ -9,10 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,20 +163,6 @@ func (l *ledger) waitLate(timeout time.Duration) {
 	l.waitUntil(timeout, func(r *record) bool { return !r.lateExpected() || len(r.lates) > 0 })
 }
 
-// owed counts the queued escalations whose late answer has not reached
-// its device yet.
-func (l *ledger) owed() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, r := range l.recs {
-		if r.lateExpected() && len(r.lates) == 0 {
-			n++
-		}
-	}
-	return n
-}
-
 func (l *ledger) noteOutbox(phase string, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -284,21 +271,15 @@ func counts(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
 }
 
 // loadGen sends a steady mix of queries over the socket and MQTT.
 type loadGen struct {
-	t      *testing.T
 	led    *ledger
 	socket string
 	dev    *device

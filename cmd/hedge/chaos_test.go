@@ -10,7 +10,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"golang.org/x/sys/unix"
 
 	"github.com/hedge-edge/hedge/agent/store"
@@ -124,7 +125,7 @@ cloud:
 	h.start()
 	dev := newDevice(t, broker.URL, led)
 	dev.waitForHedge(h)
-	load := &loadGen{t: t, led: led, socket: filepath.Join(state, "h.sock"), dev: dev, rate: k.rate}
+	load := &loadGen{led: led, socket: filepath.Join(state, "h.sock"), dev: dev, rate: k.rate}
 
 	// Each phase runs the load for k.phase with its fault in the middle,
 	// then waits until every request of the phase is settled and checks
@@ -147,7 +148,7 @@ cloud:
 		// Escalations owed to devices and not delivered yet are still in
 		// the outbox (it may hold more: socket callers' escalations).
 		held := h.outboxEntries()
-		if owed := led.owed(); held < owed {
+		if owed := led.summary("").lateMissing; held < owed {
 			t.Errorf("phase %s: the outbox holds %d entries, but %d queued escalations are not delivered yet", name, held, owed)
 		}
 		led.noteOutbox(name, held)
@@ -340,23 +341,23 @@ func (h *chaosHedge) waitOutboxDrained(timeout time.Duration) {
 	}
 }
 
-// gauge reads one unlabelled metric from a Prometheus text page.
+// gauge reads one unlabelled gauge from a Prometheus text page.
 func gauge(url, name string) (float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
+	mf, ok := mfs[name]
+	if !ok || len(mf.GetMetric()) != 1 {
+		return 0, fmt.Errorf("%s: no single %s", url, name)
 	}
-	return 0, fmt.Errorf("%s: no %s", url, name)
+	return mf.GetMetric()[0].GetGauge().GetValue(), nil
 }
 
 // bboltCLI finds bbolt's command (go.etcd.io/bbolt/cmd/bbolt), installing

@@ -128,11 +128,14 @@ type bar struct {
 }
 
 func downloadBar(w io.Writer) *bar {
-	b := &bar{w: w, start: time.Now(), first: -1}
-	if f, ok := w.(*os.File); ok {
-		b.tty = term.IsTerminal(int(f.Fd()))
-	}
-	return b
+	return &bar{w: w, tty: isTerminal(w), start: time.Now(), first: -1}
+}
+
+// isTerminal reports whether w is a terminal: progress is redrawn in place
+// there, and printed a line at a time to logs and CI.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (b *bar) update(done, total int64) {

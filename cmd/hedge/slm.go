@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/term"
-
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/intents"
@@ -145,10 +143,7 @@ func trainIntents(ctx context.Context, set *intents.Set, o slm.BuildOptions, pro
 // progressBar draws a bar on w (stderr) for long work: redrawn in place on
 // a terminal, a line per 10 % otherwise (logs, CI).
 func progressBar(w io.Writer, what string) (update func(done, total int), finish func()) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
+	tty := isTerminal(w)
 	step := 1
 	if !tty {
 		step = 10
