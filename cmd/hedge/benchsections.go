@@ -442,8 +442,7 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 	fmt.Fprintf(&b, "`scripts/bench-llm.sh`: the same GGUF files (generated fixtures of real shapes, random weights) through hedge\n"+
 		"(`models/llm`), a minimal C program over the same llama.cpp build (`models/llm/cbench`) and node-llama-cpp from npm,\n"+
 		"%d threads, runs interleaved; medians over the runs.\n\n", ms[0].Threads)
-	b.WriteString("| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |\n" +
-		"|---|---|---:|---:|---:|---|---:|\n")
+	b.WriteString(llm.BenchTable(ms))
 	var models []string
 	by := map[string]map[string]llm.BenchMedian{}
 	for _, m := range ms {
@@ -452,21 +451,6 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 			models = append(models, m.Model)
 		}
 		by[m.Model][m.Impl] = m
-	}
-	for _, model := range models {
-		h, haveH := by[model]["hedge"]
-		for _, impl := range []string{"hedge", "c", "node-llama-cpp"} {
-			m, ok := by[model][impl]
-			if !ok {
-				continue
-			}
-			ratio := "—"
-			if haveH && impl != "hedge" {
-				ratio = fmt.Sprintf("%.3f× / %.3f×", h.PromptTPS/m.PromptTPS, h.GenTPS/m.GenTPS)
-			}
-			fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n",
-				model, m.PromptTokens, m.GenTokens, impl, m.PromptTPS, m.GenTPS, m.PeakRSSMB, ratio, m.Runs)
-		}
 	}
 	// One headline per peer and figure, across the models: a target holds
 	// when it holds for every model.

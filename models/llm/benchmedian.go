@@ -1,5 +1,10 @@
 package llm
 
+import (
+	"fmt"
+	"strings"
+)
+
 // BenchMedian is one implementation's figures on one model in the LLM
 // benchmark (scripts/bench-llm.sh), the medians over its runs: what
 // llmbench -report -json writes and hedge bench report reads, so that the
@@ -16,4 +21,30 @@ type BenchMedian struct {
 	GenTPS       float64 `json:"gen_tps"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	Runs         int     `json:"runs"`
+}
+
+// BenchTable renders medians as the LLM benchmark's Markdown table, one
+// row each in the order given, with hedge's tokens per second divided by
+// each peer's on the same model. llmbench prints it and hedge bench report
+// repeats it, so the console and BENCHMARKS.md show the same ratios, with
+// three decimals: at two, a ratio just under its target reads as on it.
+func BenchTable(ms []BenchMedian) string {
+	hedge := map[string]BenchMedian{}
+	for _, m := range ms {
+		if m.Impl == "hedge" {
+			hedge[m.Model] = m
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |\n" +
+		"|---|---|---:|---:|---:|---|---:|\n")
+	for _, m := range ms {
+		ratio := "—"
+		if h, ok := hedge[m.Model]; ok && m.Impl != "hedge" {
+			ratio = fmt.Sprintf("%.3f× / %.3f×", h.PromptTPS/m.PromptTPS, h.GenTPS/m.GenTPS)
+		}
+		fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n",
+			m.Model, m.PromptTokens, m.GenTokens, m.Impl, m.PromptTPS, m.GenTPS, m.PeakRSSMB, ratio, m.Runs)
+	}
+	return b.String()
 }

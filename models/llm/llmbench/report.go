@@ -79,32 +79,21 @@ func report(r io.Reader, w io.Writer, png, jsonOut string) error {
 			sums[m][impl] = summary{median(p), median(g), median(s), len(rs), [2]int{rs[0].PromptTokens, rs[0].GenTokens}, rs[0].Threads}
 		}
 	}
-	fmt.Fprintln(w, "| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | --- | ---: |")
+	// The medians, each model's implementations in implOrder: the table's
+	// rows and -json's list.
+	var out []llm.BenchMedian
 	for _, m := range modelsSeen {
-		h, haveH := sums[m]["hedge"]
 		for _, impl := range implOrder {
-			s, ok := sums[m][impl]
-			if !ok {
-				continue
+			if s, ok := sums[m][impl]; ok {
+				out = append(out, llm.BenchMedian{Model: m, Impl: impl, Threads: s.threads, PromptTokens: s.tokens[0], GenTokens: s.tokens[1],
+					PromptTPS: s.prompt, GenTPS: s.gen, PeakRSSMB: s.rss, Runs: s.n})
 			}
-			ratio := "—"
-			if haveH && impl != "hedge" {
-				ratio = fmt.Sprintf("%.2f× / %.2f×", h.prompt/s.prompt, h.gen/s.gen)
-			}
-			fmt.Fprintf(w, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n", m, s.tokens[0], s.tokens[1], impl, s.prompt, s.gen, s.rss, ratio, s.n)
 		}
 	}
+	if _, err := io.WriteString(w, llm.BenchTable(out)); err != nil {
+		return err
+	}
 	if jsonOut != "" {
-		var out []llm.BenchMedian
-		for _, m := range modelsSeen {
-			for _, impl := range implOrder {
-				if s, ok := sums[m][impl]; ok {
-					out = append(out, llm.BenchMedian{Model: m, Impl: impl, Threads: s.threads, PromptTokens: s.tokens[0], GenTokens: s.tokens[1],
-						PromptTPS: s.prompt, GenTPS: s.gen, PeakRSSMB: s.rss, Runs: s.n})
-				}
-			}
-		}
 		b, _ := json.MarshalIndent(out, "", "  ")
 		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
 			return err
