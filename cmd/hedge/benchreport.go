@@ -98,21 +98,22 @@ func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 // reportSection is one benchmark's part of the report. render reads its
 // results from rc.dir and returns the Markdown under its heading; it adds
-// headline figures and plots to rc.
+// headline figures and plots to rc. results is its main result file, whose
+// presence counts as a run when there is no run.jsonl.
 type reportSection struct {
-	name, title string
-	render      func(rc *reportCtx) (string, error)
+	name, title, results string
+	render               func(rc *reportCtx) (string, error)
 }
 
 // reportSections lists the report's sections in scripts/bench.sh's order.
 func reportSections() []reportSection {
 	return []reportSection{
-		{"go", "Store and socket (Go benchmarks)", renderGoSection},
-		{"slm", "Intent model (SLM) on CLINC150, beside fastText", renderSLMSection},
-		{"cloud", "Cloud bridge and anonymizer", renderCloudSection},
-		{"mqtt", "MQTT round trip through mosquitto (`hedge bench mqtt`)", renderMQTTSection},
-		{"llm", "Local LLM: hedge vs a C program vs node-llama-cpp", renderLLMSection},
-		{"tiers", "End-to-end latency per tier over the socket (`hedge bench tiers`)", renderTiersSection},
+		{"go", "Store and socket (Go benchmarks)", "go.json", renderGoSection},
+		{"slm", "Intent model (SLM) on CLINC150, beside fastText", "slm.json", renderSLMSection},
+		{"cloud", "Cloud bridge and anonymizer", "cloud.json", renderCloudSection},
+		{"mqtt", "MQTT round trip through mosquitto (`hedge bench mqtt`)", "mqtt.json", renderMQTTSection},
+		{"llm", "Local LLM: hedge vs a C program vs node-llama-cpp", "llm-bench.json", renderLLMSection},
+		{"tiers", "End-to-end latency per tier over the socket (`hedge bench tiers`)", "tiers.json", renderTiersSection},
 	}
 }
 
@@ -187,17 +188,11 @@ func (rc *reportCtx) head(h headline) { rc.heads = append(rc.heads, h) }
 
 // targetsTable lists the section's figures that have a target.
 func (rc *reportCtx) targetsTable() string {
-	var b strings.Builder
-	for _, h := range rc.heads {
-		if h.Target == "" {
-			continue
-		}
-		if b.Len() == 0 {
-			b.WriteString("\nTargets:\n\n| figure | this run | target | |\n|---|---|---|---|\n")
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", h.Figure, h.Value, h.Target, h.verdict())
+	held := slices.DeleteFunc(slices.Clone(rc.heads), func(h headline) bool { return h.Target == "" })
+	if len(held) == 0 {
+		return ""
 	}
-	return b.String()
+	return "\nTargets:\n\n" + headlineTable(held)
 }
 
 // runRecord is one line of run.jsonl: the start of a `make bench`
@@ -317,7 +312,8 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 	for _, s := range reportSections() {
 		rec, ran := run.sections[s.name]
 		if !run.known {
-			ran = sectionHasResults(dir, s.name)
+			_, err := os.Stat(filepath.Join(dir, s.results))
+			ran = err == nil
 		}
 		fmt.Fprintf(&body, "## %s\n\n", s.title)
 		switch {
@@ -370,15 +366,6 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 	}
 	rep.readme = rd.String()
 	return rep
-}
-
-// sectionHasResults reports whether dir holds the main result file of
-// section name.
-func sectionHasResults(dir, name string) bool {
-	file := map[string]string{"go": "go.json", "slm": "slm.json", "cloud": "cloud.json",
-		"mqtt": "mqtt.json", "llm": "llm-bench.json", "tiers": "tiers.json"}[name]
-	_, err := os.Stat(filepath.Join(dir, file))
-	return err == nil
 }
 
 func runTable(run runInfo, m machineInfo, notRun, failed []string) string {
