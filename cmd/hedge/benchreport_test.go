@@ -77,6 +77,9 @@ func TestParseGoTestJSONMediansAndFailures(t *testing.T) {
 	if !ok || x.Lines != 3 || x.Metrics["ns/op"] != 200 || x.Metrics["ratio"] != 7.5 {
 		t.Fatalf("BenchmarkX/sub-case = %+v (found %v), want 3 lines, median 200 ns/op, ratio 7.5", x, ok)
 	}
+	if x.Procs != 2 {
+		t.Errorf("BenchmarkX/sub-case ran with GOMAXPROCS %d, want the name's -2", x.Procs)
+	}
 	if len(failed) != 1 || failed[0] != "p/b" {
 		t.Fatalf("failed = %v, want [p/b] (a failed test is not a failed package)", failed)
 	}
