@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hedge-edge/hedge/cloudbridge/anonymize"
 	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/models/slm/evaluate"
 )
@@ -260,14 +261,7 @@ func renderSLMSection(rc *reportCtx) (string, error) {
 			Value: fmt.Sprintf("hedge %s / %s / %.2f MB; fastText %s / %s / %.0f MB", pct(h.Target.InScopeAccuracy), pct(h.Target.OOSRecall),
 				float64(h.ModelBytes)/1e6, pct(ft.InScopeAccuracy), pct(ft.OOSRecall), float64(ev.BaselineBytes)/1e6)})
 	}
-	type latency struct {
-		P50us float64 `json:"p50_us"`
-		P99us float64 `json:"p99_us"`
-	}
-	var ftl struct {
-		FastText  latency `json:"fasttext"`
-		PipeFloor latency `json:"pipe_floor"`
-	}
+	var ftl evaluate.FastTextLatency
 	if err := rc.readJSON("slm-fasttext.json", &ftl); err == nil && ftl.FastText.P50us > 0 {
 		ft, pipe := ftl.FastText, ftl.PipeFloor
 		own := ft.P50us - pipe.P50us
@@ -328,13 +322,7 @@ func renderCloudSection(rc *reportCtx) (string, error) {
 				Value: fmt.Sprintf("+%s µs (%.2f×)", sig3(o.Metrics["added-µs"]), o.Metrics["ratio"])})
 		}
 	}
-	var pts []struct {
-		Bytes int     `json:"bytes"`
-		Runs  int     `json:"runs"`
-		P50us float64 `json:"p50_us"`
-		P99us float64 `json:"p99_us"`
-		MBps  float64 `json:"mb_per_s"`
-	}
+	var pts []anonymize.BenchPoint
 	if err := rc.readJSON("cloud-anonymizer.json", &pts); err == nil && len(pts) > 0 {
 		b.WriteString("\nAnonymizer latency against query length (dense text, an entity every ~40 bytes; `anonbench`):\n\n")
 		b.WriteString("| bytes | runs | p50 (µs) | p99 (µs) | MB/s at p50 |\n|---:|---:|---:|---:|---:|\n")

@@ -52,15 +52,6 @@ func query(n int) string {
 	return b.String()[:n]
 }
 
-// point is one query length's figures, as -json writes them.
-type point struct {
-	Bytes int     `json:"bytes"`
-	Runs  int     `json:"runs"`
-	P50us float64 `json:"p50_us"`
-	P99us float64 `json:"p99_us"`
-	MBps  float64 `json:"mb_per_s"`
-}
-
 func run(out, jsonOut string, budget time.Duration) error {
 	a, err := anonymize.New(anonymize.Options{Names: anonymize.Names{Owner: "Maria Schmidt", Household: []string{"Jonas", "Lena"}}})
 	if err != nil {
@@ -68,7 +59,7 @@ func run(out, jsonOut string, budget time.Duration) error {
 	}
 	lengths := []int{50, 100, 200, 500, 1000, 2000, 4000, 8000, 16384}
 	p50s, p99s := make(plotter.XYs, 0, len(lengths)), make(plotter.XYs, 0, len(lengths))
-	var points []point
+	var points []anonymize.BenchPoint
 	fmt.Printf("%8s %8s %10s %10s %10s\n", "bytes", "runs", "p50 µs", "p99 µs", "MB/s")
 	for _, n := range lengths {
 		q := query(n)
@@ -83,7 +74,7 @@ func run(out, jsonOut string, budget time.Duration) error {
 		p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 		fmt.Printf("%8d %8d %10.1f %10.1f %10.1f\n", n, len(lat), us(p50), us(p99), float64(n)/us(p50))
-		points = append(points, point{Bytes: n, Runs: len(lat), P50us: us(p50), P99us: us(p99), MBps: float64(n) / us(p50)})
+		points = append(points, anonymize.BenchPoint{Bytes: n, Runs: len(lat), P50us: us(p50), P99us: us(p99), MBps: float64(n) / us(p50)})
 		p50s = append(p50s, plotter.XY{X: float64(n), Y: us(p50)})
 		p99s = append(p99s, plotter.XY{X: float64(n), Y: us(p99)})
 	}

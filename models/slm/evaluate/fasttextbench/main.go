@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hedge-edge/hedge/models/slm/evaluate"
 )
 
 func main() {
@@ -35,21 +37,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fasttextbench:", err)
 		os.Exit(1)
 	}
-}
-
-// stats are one loop's per-query round trips in µs.
-type stats struct {
-	N      int     `json:"n"`
-	P50us  float64 `json:"p50_us"`
-	P99us  float64 `json:"p99_us"`
-	MeanUS float64 `json:"mean_us"`
-}
-
-type result struct {
-	FastText stats `json:"fasttext"`
-	// PipeFloor is the same round trip through cat: what fastText's
-	// figure holds that is not fastText's.
-	PipeFloor stats `json:"pipe_floor"`
 }
 
 // lineProc is a child that answers each line it reads with one line.
@@ -150,7 +137,7 @@ func run(bin, model, input, jsonOut string) error {
 	if err := floor.close(); err != nil {
 		return fmt.Errorf("cat: %w", err)
 	}
-	r := result{FastText: summarize(tf), PipeFloor: summarize(tc)}
+	r := evaluate.FastTextLatency{FastText: summarize(tf), PipeFloor: summarize(tc)}
 	fmt.Printf("fastText, one query at a time through a pipe: p50 %.1f µs, p99 %.1f µs (pipe floor p50 %.1f µs, p99 %.1f µs), %d queries\n",
 		r.FastText.P50us, r.FastText.P99us, r.PipeFloor.P50us, r.PipeFloor.P99us, r.FastText.N)
 	if jsonOut == "" {
@@ -161,7 +148,7 @@ func run(bin, model, input, jsonOut string) error {
 }
 
 // summarize uses the same quantile rule as hedge eval's latency.
-func summarize(ds []time.Duration) stats {
+func summarize(ds []time.Duration) evaluate.LatencyStats {
 	slices.Sort(ds)
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 	q := func(p float64) float64 { return us(ds[min(len(ds)-1, int(p*float64(len(ds))))]) }
@@ -169,5 +156,5 @@ func summarize(ds []time.Duration) stats {
 	for _, d := range ds {
 		sum += d
 	}
-	return stats{N: len(ds), P50us: q(0.50), P99us: q(0.99), MeanUS: us(sum) / float64(len(ds))}
+	return evaluate.LatencyStats{N: len(ds), P50us: q(0.50), P99us: q(0.99), MeanUS: us(sum) / float64(len(ds))}
 }

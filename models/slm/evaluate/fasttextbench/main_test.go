@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hedge-edge/hedge/models/slm/evaluate"
 )
 
 // TestRun trains a small real fastText model and times it: one figure per
@@ -35,7 +37,7 @@ func TestRun(t *testing.T) {
 	if err := run("fasttext", model+".bin", filepath.Join(dir, "test.txt"), js); err != nil {
 		t.Fatal(err)
 	}
-	var r result
+	var r evaluate.FastTextLatency
 	b, err := os.ReadFile(js)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +45,7 @@ func TestRun(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	for name, s := range map[string]stats{"fasttext": r.FastText, "pipe floor": r.PipeFloor} {
+	for name, s := range map[string]evaluate.LatencyStats{"fasttext": r.FastText, "pipe floor": r.PipeFloor} {
 		if s.N != 4 || s.P50us <= 0 || s.P99us < s.P50us || s.MeanUS <= 0 {
 			t.Errorf("%s = %+v, want 4 queries (the blank line skipped) with positive ordered figures", name, s)
 		}
