@@ -258,46 +258,42 @@ cloud:
 	}
 
 	kinds := tierKinds()
-	byTier := map[string]*tierStats{}
 	kindOf := map[string]tierKind{}
+	// Each tier's samples by name, and under "direct" those of the cloud's
+	// peer, the loopback server asked without hedge.
+	stats := map[string]*tierStats{"direct": {Tier: "cloud, direct HTTP"}}
 	for _, k := range kinds {
-		byTier[k.name] = &tierStats{Tier: k.name}
+		stats[k.name] = &tierStats{Tier: k.name}
 		kindOf[k.name] = k
 	}
-	direct := &tierStats{Tier: "cloud, direct HTTP"}
 	res.Routing = map[string]map[string]int{}
 	sent := map[string]int{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Now()
 	lastNote := start
-	short := func(name string) bool {
-		if name == "direct" {
-			return len(direct.Samples) < tc.samples
-		}
-		return len(byTier[name].Samples) < tc.samples
-	}
 	for round := 0; ; round++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
+		timed := round >= tc.warmup
 		order := []string{"direct"}
 		for _, k := range kinds {
 			order = append(order, k.name)
 		}
-		order = slices.DeleteFunc(order, func(n string) bool { return !short(n) && round >= tc.warmup })
+		order = slices.DeleteFunc(order, func(n string) bool { return timed && len(stats[n].Samples) >= tc.samples })
 		if len(order) == 0 {
 			break
 		}
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, name := range order {
-			timed := round >= tc.warmup
 			if name == "direct" {
-				ms, err := cloud.direct(ctx, round)
+				// The cloud kind's text, so that both carry the same request.
+				ms, err := cloud.direct(ctx, kindOf["cloud"].text(round))
 				if err != nil {
 					return res, err
 				}
 				if timed {
-					direct.Samples = append(direct.Samples, ms)
+					stats[name].Samples = append(stats[name].Samples, ms)
 				}
 				continue
 			}
@@ -319,7 +315,7 @@ cloud:
 				res.Routing[name] = map[string]int{}
 			}
 			res.Routing[name][landed]++
-			if t, ok := byTier[landed]; ok && a.Error == nil {
+			if t, ok := stats[landed]; ok && a.Error == nil {
 				t.Samples = append(t.Samples, ms)
 				t.hedgeMS = append(t.hedgeMS, a.LatencyMS)
 			}
@@ -332,15 +328,15 @@ cloud:
 		if time.Since(lastNote) > 10*time.Second {
 			lastNote = time.Now()
 			fmt.Fprintf(stderr, "bench tiers: %s answers so far: cache %d, slm %d, llm %d, cloud %d, direct %d\n",
-				time.Since(start).Round(time.Second), len(byTier["cache"].Samples), len(byTier["slm"].Samples),
-				len(byTier["llm"].Samples), len(byTier["cloud"].Samples), len(direct.Samples))
+				time.Since(start).Round(time.Second), len(stats["cache"].Samples), len(stats["slm"].Samples),
+				len(stats["llm"].Samples), len(stats["cloud"].Samples), len(stats["direct"].Samples))
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()
 	for _, k := range kinds {
-		res.Tiers = append(res.Tiers, summarize(*byTier[k.name]))
+		res.Tiers = append(res.Tiers, summarize(*stats[k.name]))
 	}
-	res.Direct = summarize(*direct)
+	res.Direct = summarize(*stats["direct"])
 	return res, nil
 }
 
@@ -423,6 +419,9 @@ func startTiersHedge(tc tiersConfig, cfg, dir string) (*tiersHedge, error) {
 	})
 	h.cmd.Env = append(env, "HEDGE_CLOUD_API_KEY=bench-loopback")
 	if err := h.cmd.Start(); err != nil {
+		if h.file != nil {
+			h.file.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", tc.hedge, err)
 	}
 	go func() { h.done <- h.cmd.Wait() }()
@@ -446,6 +445,11 @@ func (h *tiersHedge) dial(ctx context.Context, socket string, timeout time.Durat
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			// Its log is read once it has exited: until then hedge writes
+			// to it. The exit status goes back for stop.
+			_ = h.cmd.Process.Kill()
+			err := <-h.done
+			h.done <- err
 			return nil, fmt.Errorf("hedge did not open %s within %s; its log:\n%s", socket, timeout, h.logs.String())
 		}
 	}
@@ -499,12 +503,12 @@ func startLoopbackCloud() (*loopbackCloud, error) {
 
 func (c *loopbackCloud) Close() { c.srv.Close() }
 
-// direct asks the loopback cloud over HTTP without hedge, with a request
-// like the bridge's, and returns the round trip in milliseconds.
-func (c *loopbackCloud) direct(ctx context.Context, i int) (float64, error) {
+// direct asks the loopback cloud text over HTTP without hedge, with a
+// request like the bridge's, and returns the round trip in milliseconds.
+func (c *loopbackCloud) direct(ctx context.Context, text string) (float64, error) {
 	body, _ := json.Marshal(map[string]any{"model": "bench", "max_tokens": 256, "messages": []map[string]string{
 		{"role": "system", "content": "You answer briefly. Keep placeholders such as [PERSON_1] exactly as written."},
-		{"role": "user", "content": fmt.Sprintf("explain in two sentences how %s would cross the sea, question %d", tiersNouns[i%len(tiersNouns)], i)},
+		{"role": "user", "content": text},
 	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/v1/chat/completions", bytes.NewReader(body))
 	if err != nil {
