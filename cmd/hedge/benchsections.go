@@ -337,7 +337,8 @@ func renderCloudSection(rc *reportCtx) (string, error) {
 // MQTT: hedge bench mqtt's paths beside mosquitto's floor and a bare paho
 // responder.
 
-// The MQTT targets hold for the cache path at this rate.
+// The MQTT targets hold for the cache path at this rate; benchPlot draws
+// them too.
 const (
 	mqttTargetRate = 2000
 	mqttTargetP50  = 0.5

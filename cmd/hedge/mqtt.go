@@ -559,7 +559,7 @@ func benchPlot(rs []benchResult, file string) error {
 	for _, target := range []struct {
 		ms   float64
 		name string
-	}{{0.5, "target p50 (cache, 2000 q/s)"}, {3, "target p99 (cache, 2000 q/s)"}} {
+	}{{mqttTargetP50, fmt.Sprintf("target p50 (cache, %d q/s)", mqttTargetRate)}, {mqttTargetP99, fmt.Sprintf("target p99 (cache, %d q/s)", mqttTargetRate)}} {
 		l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: target.ms}, {X: p.X.Max, Y: target.ms}})
 		if err != nil {
 			return err
