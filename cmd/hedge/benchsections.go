@@ -508,8 +508,8 @@ func renderTiersSection(rc *reportCtx) (string, error) {
 		return "", errors.New("tiers.json holds no tiers")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "`hedge bench tiers` starts `bin/hedge run` with every tier on — cache, intent model (starter intents), local LLM\n"+
-		"(`%s`, %d tokens per answer, %s), cloud (a loopback server in the generator's process speaking OpenAI's chat\n"+
+	fmt.Fprintf(&b, "`hedge bench tiers` starts `hedge run` with every tier on — cache, intent model (starter intents), local LLM\n"+
+		"(`%s`, at most %d tokens per answer, %s), cloud (a loopback server in `hedge bench tiers`'s own process speaking OpenAI's chat\n"+
 		"completions wire format, answering at once) — and asks over the Unix socket; %s. Latency is end to end, from writing\n"+
 		"the request line to reading the reply line; each answer counts for the tier its `tier` field names. %d answers per\n"+
 		"tier after %d untimed queries of each kind; %s in all. The peer of the cloud tier is the same loopback server asked\n"+

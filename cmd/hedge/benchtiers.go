@@ -109,7 +109,7 @@ func benchTiers(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	self, _ := os.Executable()
 	hedgeBin := fs.String("hedge", self, "hedge binary to start (`hedge run`)")
 	model := fs.String("llm-model", "", "GGUF file for the local LLM tier (required)")
-	maxTokens := fs.Int("llm-max-tokens", 8, "tokens the local LLM generates per answer")
+	maxTokens := fs.Int("llm-max-tokens", 8, "most tokens the local LLM generates per answer (llm.max_tokens and each query's max_tokens)")
 	// One thread by default: a tiny model's matrices are too small for a
 	// second thread to pay for the barrier at every step, and on a shared
 	// machine a descheduled thread stalls the other for a whole time slice.
