@@ -146,22 +146,22 @@ func (c *Cloud) validate() []string {
 		u, err := url.Parse(c.BaseURL)
 		switch {
 		case err != nil:
-			p = append(p, problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "is not a URL"))
+			p = append(p, Problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "is not a URL"))
 		case u.Scheme != "http" && u.Scheme != "https":
-			p = append(p, problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "must start with https:// (or http:// for a server on your network), e.g. "+OpenAIBaseURL))
+			p = append(p, Problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "must start with https:// (or http:// for a server on your network), e.g. "+OpenAIBaseURL))
 		case u.Host == "":
-			p = append(p, problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "has no host"))
+			p = append(p, Problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "has no host"))
 		case u.User != nil:
-			p = append(p, problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "must not carry credentials; put the API key in HEDGE_CLOUD_API_KEY or cloud.api_key_file"))
+			p = append(p, Problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "must not carry credentials; put the API key in HEDGE_CLOUD_API_KEY or cloud.api_key_file"))
 		case u.RawQuery != "" || u.Fragment != "":
-			p = append(p, problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "must not have a query or fragment"))
+			p = append(p, Problem("cloud.base_url", fmt.Sprintf("%q", redactURL(c.BaseURL)), "must not have a query or fragment"))
 		}
 		if strings.TrimSpace(c.Model) == "" {
-			p = append(p, problem("cloud.model", `""`, "must name the model to use, e.g. gpt-4o-mini"))
+			p = append(p, Problem("cloud.model", `""`, "must name the model to use, e.g. gpt-4o-mini"))
 		}
 	}
 	if c.APIKey != "" && strings.ContainsAny(string(c.APIKey), " \t\r\n") {
-		p = append(p, problem("HEDGE_CLOUD_API_KEY", "(hidden)", "must be one line without spaces"))
+		p = append(p, Problem("HEDGE_CLOUD_API_KEY", "(hidden)", "must be one line without spaces"))
 	}
 	for _, d := range []struct {
 		key string
@@ -172,29 +172,29 @@ func (c *Cloud) validate() []string {
 		{"cloud.outbox.max_age", c.Outbox.MaxAge},
 	} {
 		if d.v <= 0 {
-			p = append(p, problem(d.key, d.v, "must be a positive duration such as 30s"))
+			p = append(p, Problem(d.key, d.v, "must be a positive duration such as 30s"))
 		}
 	}
 	if c.Breaker.BackoffMax < c.Breaker.BackoffMin {
-		p = append(p, problem("cloud.breaker.backoff_max", c.Breaker.BackoffMax, "must not be below cloud.breaker.backoff_min "+c.Breaker.BackoffMin.String()))
+		p = append(p, Problem("cloud.breaker.backoff_max", c.Breaker.BackoffMax, "must not be below cloud.breaker.backoff_min "+c.Breaker.BackoffMin.String()))
 	}
 	if c.MaxTokens < 1 || c.MaxTokens > 1<<20 {
-		p = append(p, problem("cloud.max_tokens", c.MaxTokens, "must be between 1 and 1048576"))
+		p = append(p, Problem("cloud.max_tokens", c.MaxTokens, "must be between 1 and 1048576"))
 	}
 	if c.Breaker.Failures < 1 {
-		p = append(p, problem("cloud.breaker.failures", c.Breaker.Failures, "must be at least 1"))
+		p = append(p, Problem("cloud.breaker.failures", c.Breaker.Failures, "must be at least 1"))
 	}
 	if c.Outbox.MaxEntries < 1 {
-		p = append(p, problem("cloud.outbox.max_entries", c.Outbox.MaxEntries, "must be at least 1"))
+		p = append(p, Problem("cloud.outbox.max_entries", c.Outbox.MaxEntries, "must be at least 1"))
 	}
 	if c.Outbox.MaxBytes < 4096 {
-		p = append(p, problem("cloud.outbox.max_bytes", c.Outbox.MaxBytes, "must be at least 4096"))
+		p = append(p, Problem("cloud.outbox.max_bytes", c.Outbox.MaxBytes, "must be at least 4096"))
 	}
 	if c.Outbox.Concurrency < 1 || c.Outbox.Concurrency > 64 {
-		p = append(p, problem("cloud.outbox.concurrency", c.Outbox.Concurrency, "must be between 1 and 64"))
+		p = append(p, Problem("cloud.outbox.concurrency", c.Outbox.Concurrency, "must be between 1 and 64"))
 	}
 	if c.Outbox.MaxAttempts < 1 {
-		p = append(p, problem("cloud.outbox.max_attempts", c.Outbox.MaxAttempts, "must be at least 1"))
+		p = append(p, Problem("cloud.outbox.max_attempts", c.Outbox.MaxAttempts, "must be at least 1"))
 	}
 	for _, b := range []struct {
 		key string
@@ -204,7 +204,7 @@ func (c *Cloud) validate() []string {
 		{"cloud.budget.caller_requests_per_day", c.Budget.CallerRequestsPerDay}, {"cloud.budget.caller_tokens_per_day", c.Budget.CallerTokensPerDay},
 	} {
 		if b.v < 0 {
-			p = append(p, problem(b.key, b.v, "must be 0 (no limit) or more"))
+			p = append(p, Problem(b.key, b.v, "must be 0 (no limit) or more"))
 		}
 	}
 	keys := make([]string, 0, len(c.Anonymize.Policy))
@@ -222,15 +222,15 @@ func (c *Cloud) validate() []string {
 			key = "cloud.anonymize.policy." + strconv.Quote(k)
 		}
 		if !known {
-			p = append(p, problem(key, k, "is not an entity kind; the kinds are "+strings.Join(AnonymizeKinds, ", ")))
+			p = append(p, Problem(key, k, "is not an entity kind; the kinds are "+strings.Join(AnonymizeKinds, ", ")))
 			continue
 		}
 		if v := c.Anonymize.Policy[k]; v != "replace" && v != "keep_local" {
-			p = append(p, problem(key, fmt.Sprintf("%q", v), "must be replace or keep_local"))
+			p = append(p, Problem(key, fmt.Sprintf("%q", v), "must be replace or keep_local"))
 		}
 	}
 	if !within(c.Anonymize.MinEntropy, 0, 8) {
-		p = append(p, problem("cloud.anonymize.min_entropy", c.Anonymize.MinEntropy, "must be between 0 (default) and 8 bits per character"))
+		p = append(p, Problem("cloud.anonymize.min_entropy", c.Anonymize.MinEntropy, "must be between 0 (default) and 8 bits per character"))
 	}
 	return p
 }

@@ -186,14 +186,10 @@ var (
 	yamlKindErr = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+) into (\S+)$`)
 )
 
-// keysByLine maps each line of a YAML document to the dotted key defined
-// there, so type errors can name the key and not only the line.
-func keysByLine(data []byte) map[int]string {
-	var root yaml.Node
+// keysByLine maps each line of a parsed YAML document to the dotted key
+// defined there, so type errors can name the key and not only the line.
+func keysByLine(root *yaml.Node) map[int]string {
 	keys := map[int]string{}
-	if yaml.Unmarshal(data, &root) != nil {
-		return keys
-	}
 	var walk func(n *yaml.Node, prefix string)
 	walk = func(n *yaml.Node, prefix string) {
 		switch n.Kind {
@@ -220,7 +216,7 @@ func keysByLine(data []byte) map[int]string {
 			}
 		}
 	}
-	walk(&root, "")
+	walk(root, "")
 	return keys
 }
 
@@ -246,7 +242,7 @@ func typeName(goType string) string {
 func decode(data []byte, c *Config) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Problems{"config is not valid YAML: " + yamlMessage(err)}
+		return Problems{"config is not valid YAML: " + YAMLMessage(err)}
 	}
 	// A scalar or a list is valid YAML but no config; decoding it into the
 	// probe below would report Go's types instead of the file's line.
@@ -263,7 +259,7 @@ func decode(data []byte, c *Config) error {
 	if err := root.Decode(&probe); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return Problems{"config is not valid YAML: " + yamlMessage(err)}
+			return Problems{"config is not valid YAML: " + YAMLMessage(err)}
 		}
 		// A version that is not a number: the decode below says so,
 		// naming the line and the key.
@@ -279,7 +275,7 @@ func decode(data []byte, c *Config) error {
 	var te *yaml.TypeError
 	switch {
 	case errors.As(err, &te):
-		keys := keysByLine(data)
+		keys := keysByLine(&root)
 		for _, m := range te.Errors {
 			if g := yamlFieldErr.FindStringSubmatch(m); g != nil {
 				probs = append(probs, fmt.Sprintf("line %s: unknown key %q%s", g[1], g[2], sectionOf(g[3])))
@@ -295,10 +291,10 @@ func decode(data []byte, c *Config) error {
 				probs = append(probs, fmt.Sprintf("line %d: %s: a %s is not %s", line, keys[line], yamlKindName(g[2]), typeName(g[3])))
 				continue
 			}
-			probs = append(probs, yamlMessage(errors.New(m)))
+			probs = append(probs, YAMLMessage(errors.New(m)))
 		}
 	case err != nil:
-		probs = append(probs, "config is not valid YAML: "+yamlMessage(err))
+		probs = append(probs, "config is not valid YAML: "+YAMLMessage(err))
 	}
 	if len(probs) > 0 {
 		return probs
@@ -306,9 +302,10 @@ func decode(data []byte, c *Config) error {
 	return nil
 }
 
-// yamlMessage is a YAML error as one line of valid UTF-8 (yaml cuts the
-// values it quotes at a byte count), without the "yaml: " prefix.
-func yamlMessage(err error) string {
+// YAMLMessage is a YAML error as one line of valid UTF-8 (yaml cuts the
+// values it quotes at a byte count), without the "yaml: " prefix. The
+// intents file reports its YAML errors with it too.
+func YAMLMessage(err error) string {
 	s := strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
 	return strings.ToValidUTF8(s, "")
 }
@@ -412,7 +409,7 @@ func sanitizeDevice(h string) string {
 // Validate checks every value and returns all problems as Problems.
 func (c *Config) Validate() error {
 	var p Problems
-	bad := func(key string, val any, why string) { p = append(p, problem(key, val, why)) }
+	bad := func(key string, val any, why string) { p = append(p, Problem(key, val, why)) }
 	if c.Version != Version {
 		bad("version", c.Version, "this hedge reads version: 1")
 	}
@@ -429,7 +426,7 @@ func (c *Config) Validate() error {
 	}
 	for _, f := range c.pathKeys() {
 		if strings.ContainsRune(f.path, 0) {
-			bad(f.key, fmt.Sprintf("%q", f.path), "holds a NUL byte, which no file path may (the system call would fail, or a C library would read a shorter path)")
+			bad(f.key, f.path, "holds a NUL byte, which no file path may (the system call would fail, or a C library would read a shorter path)")
 		}
 	}
 	switch c.Log.Level {
@@ -494,10 +491,11 @@ func (c *Config) pathKeys() []pathKey {
 	}
 }
 
-// problem formats one problem: "key: value: why". A value that would not
+// Problem formats one problem: "key: value: why". A value that would not
 // print as one line of text (a newline, an escape sequence, invalid UTF-8)
 // is quoted, so that each problem stays one line of `hedge config check`.
-func problem(key string, val any, why string) string {
+// The intents file words its problems with it too.
+func Problem(key string, val any, why string) string {
 	if s, ok := val.(string); ok && !printable(s) {
 		val = strconv.Quote(s)
 	}

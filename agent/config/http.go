@@ -74,29 +74,29 @@ func (h *HTTP) validate() []string {
 	}
 	loopback, err := ListenIsLocal(h.Listen)
 	if err != nil {
-		p = append(p, problem("http.listen", fmt.Sprintf("%q", h.Listen), err.Error()))
+		p = append(p, Problem("http.listen", fmt.Sprintf("%q", h.Listen), err.Error()))
 	} else if !loopback && h.Token == "" && h.TokenFile == "" {
-		p = append(p, problem("http.listen", h.Listen,
+		p = append(p, Problem("http.listen", h.Listen,
 			"is reachable beyond this machine, so a bearer token is required: set HEDGE_HTTP_TOKEN or http.token_file"))
 	}
 	if h.Token != "" {
 		if why := tokenProblem(h.Token.Reveal()); why != "" {
-			p = append(p, problem("HEDGE_HTTP_TOKEN", "(hidden)", why))
+			p = append(p, Problem("HEDGE_HTTP_TOKEN", "(hidden)", why))
 		}
 	}
 	if h.MaxBodyBytes < 0 || h.MaxBodyBytes > 64<<20 {
-		p = append(p, problem("http.max_body_bytes", h.MaxBodyBytes, "must be between 0 (derived from limits.max_query_bytes) and 67108864"))
+		p = append(p, Problem("http.max_body_bytes", h.MaxBodyBytes, "must be between 0 (derived from limits.max_query_bytes) and 67108864"))
 	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
 	}{{"http.read_timeout", h.ReadTimeout}, {"http.write_timeout", h.WriteTimeout}, {"http.idle_timeout", h.IdleTimeout}} {
 		if d.v <= 0 {
-			p = append(p, problem(d.key, d.v, "must be a positive duration such as 10s"))
+			p = append(p, Problem(d.key, d.v, "must be a positive duration such as 10s"))
 		}
 	}
 	if h.Recent < 0 || h.Recent > 10000 {
-		p = append(p, problem("http.recent", h.Recent, "must be between 0 and 10000"))
+		p = append(p, Problem("http.recent", h.Recent, "must be between 0 and 10000"))
 	}
 	return p
 }

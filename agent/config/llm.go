@@ -90,52 +90,52 @@ func (l *LLM) env() []envOverride {
 func (l *LLM) validate() []string {
 	var p []string
 	if l.ContextSize < 0 || l.ContextSize > 1<<20 {
-		p = append(p, problem("llm.context_size", l.ContextSize, "must be 0 (from the model) or between 1 and 1048576"))
+		p = append(p, Problem("llm.context_size", l.ContextSize, "must be 0 (from the model) or between 1 and 1048576"))
 	}
 	if l.Threads < 0 || l.Threads > 1024 {
-		p = append(p, problem("llm.threads", l.Threads, "must be 0 (one per core) or between 1 and 1024"))
+		p = append(p, Problem("llm.threads", l.Threads, "must be 0 (one per core) or between 1 and 1024"))
 	}
 	if l.BatchSize < 1 || l.BatchSize > 1<<16 {
-		p = append(p, problem("llm.batch_size", l.BatchSize, "must be between 1 and 65536"))
+		p = append(p, Problem("llm.batch_size", l.BatchSize, "must be between 1 and 65536"))
 	}
 	if l.MaxTokens < 1 {
-		p = append(p, problem("llm.max_tokens", l.MaxTokens, "must be at least 1"))
+		p = append(p, Problem("llm.max_tokens", l.MaxTokens, "must be at least 1"))
 	}
 	if !within(l.Temperature, 0, 5) {
-		p = append(p, problem("llm.temperature", l.Temperature, "must be between 0 (greedy) and 5"))
+		p = append(p, Problem("llm.temperature", l.Temperature, "must be between 0 (greedy) and 5"))
 	}
 	if l.TopK < 0 {
-		p = append(p, problem("llm.top_k", l.TopK, "must not be negative (0 turns it off)"))
+		p = append(p, Problem("llm.top_k", l.TopK, "must not be negative (0 turns it off)"))
 	}
 	if !within(l.TopP, 0, 1) {
-		p = append(p, problem("llm.top_p", l.TopP, "must be between 0 and 1"))
+		p = append(p, Problem("llm.top_p", l.TopP, "must be between 0 and 1"))
 	}
 	if !within(l.MinP, 0, 1) {
-		p = append(p, problem("llm.min_p", l.MinP, "must be between 0 and 1"))
+		p = append(p, Problem("llm.min_p", l.MinP, "must be between 0 and 1"))
 	}
 	if !within(l.RepeatPenalty, 0, math.MaxFloat64) {
-		p = append(p, problem("llm.repeat_penalty", l.RepeatPenalty, "must not be negative (1 turns it off)"))
+		p = append(p, Problem("llm.repeat_penalty", l.RepeatPenalty, "must not be negative (1 turns it off)"))
 	}
 	if l.RepeatLastN < -1 {
-		p = append(p, problem("llm.repeat_last_n", l.RepeatLastN, "must be -1 (whole context), 0 (off) or more"))
+		p = append(p, Problem("llm.repeat_last_n", l.RepeatLastN, "must be -1 (whole context), 0 (off) or more"))
 	}
 	if l.Seed < -1 || l.Seed > 1<<32-1 {
-		p = append(p, problem("llm.seed", l.Seed, "must be -1 (random) or between 0 and 4294967295"))
+		p = append(p, Problem("llm.seed", l.Seed, "must be -1 (random) or between 0 and 4294967295"))
 	}
 	if l.QueueSize < 0 {
-		p = append(p, problem("llm.queue_size", l.QueueSize, "must not be negative"))
+		p = append(p, Problem("llm.queue_size", l.QueueSize, "must not be negative"))
 	}
 	if l.KeepAlive < 0 {
-		p = append(p, problem("llm.keep_alive", l.KeepAlive, "must not be negative (0 keeps the model loaded)"))
+		p = append(p, Problem("llm.keep_alive", l.KeepAlive, "must not be negative (0 keeps the model loaded)"))
 	}
 	switch l.MMap {
 	case "auto", "on", "off":
 	default:
-		p = append(p, problem("llm.mmap", fmt.Sprintf("%q", l.MMap), "must be auto, on or off"))
+		p = append(p, Problem("llm.mmap", fmt.Sprintf("%q", l.MMap), "must be auto, on or off"))
 	}
 	for i, s := range l.Stop {
 		if s == "" {
-			p = append(p, problem(fmt.Sprintf("llm.stop[%d]", i), `""`, "must not be empty"))
+			p = append(p, Problem(fmt.Sprintf("llm.stop[%d]", i), `""`, "must not be empty"))
 		}
 	}
 	return p

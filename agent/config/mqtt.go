@@ -157,7 +157,7 @@ func TLSScheme(scheme string) bool {
 
 func (m *MQTT) validate() []string {
 	var p []string
-	bad := func(key string, val any, why string) { p = append(p, problem("mqtt."+key, val, why)) }
+	bad := func(key string, val any, why string) { p = append(p, Problem("mqtt."+key, val, why)) }
 	anyTLS := false
 	for i, b := range m.BrokerURLs() {
 		key := "broker"

@@ -9,8 +9,8 @@ import (
 )
 
 // ErrSecretFileMode is wrapped by the errors of secret files (http.token_file,
-// cloud.api_key_file, mqtt.password_file) that group or others may read:
-// hedge refuses a credential other users could have copied.
+// cloud.api_key_file, mqtt.password_file, mqtt.tls.key) that group or others
+// may read: hedge refuses a credential other users could have copied.
 var ErrSecretFileMode = errors.New("group or others may read it")
 
 // maxSecretFile bounds what is read of a secret file: a credential is a line.

@@ -71,22 +71,22 @@ func (s *SLM) validate() []string {
 	case "compact":
 	case "transformer":
 		if s.Enabled && s.Transformer.Model == "" {
-			p = append(p, problem("slm.transformer.model", `""`, "encoder transformer needs the encoder's ONNX file"))
+			p = append(p, Problem("slm.transformer.model", `""`, "encoder transformer needs the encoder's ONNX file"))
 		}
 		if s.Enabled && s.Transformer.Tokenizer == "" {
-			p = append(p, problem("slm.transformer.tokenizer", `""`, "encoder transformer needs the encoder's tokenizer.json"))
+			p = append(p, Problem("slm.transformer.tokenizer", `""`, "encoder transformer needs the encoder's tokenizer.json"))
 		}
 	default:
-		p = append(p, problem("slm.encoder", fmt.Sprintf("%q", s.Encoder), "must be compact or transformer"))
+		p = append(p, Problem("slm.encoder", fmt.Sprintf("%q", s.Encoder), "must be compact or transformer"))
 	}
 	if s.Threads < 0 || s.Threads > 256 {
-		p = append(p, problem("slm.threads", s.Threads, "must be between 0 (platform default) and 256"))
+		p = append(p, Problem("slm.threads", s.Threads, "must be between 0 (platform default) and 256"))
 	}
 	if !within(s.Threshold, 0, 1) || s.Threshold == 0 {
-		p = append(p, problem("slm.threshold", s.Threshold, "must be above 0 and at most 1"))
+		p = append(p, Problem("slm.threshold", s.Threshold, "must be above 0 and at most 1"))
 	}
 	if s.Transformer.MaxLength < 8 || s.Transformer.MaxLength > 512 {
-		p = append(p, problem("slm.transformer.max_length", s.Transformer.MaxLength, "must be between 8 and 512"))
+		p = append(p, Problem("slm.transformer.max_length", s.Transformer.MaxLength, "must be between 8 and 512"))
 	}
 	return p
 }

@@ -14,16 +14,14 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/config"
 )
 
 //go:embed starter.yaml
@@ -132,24 +130,21 @@ func Parse(data []byte) (*Set, error) {
 		// of its own: a value quoted in the message may span lines.
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, Problems{"not a valid intents file: " + oneLine(strings.TrimPrefix(err.Error(), "yaml: "))}
+			return nil, Problems{"not a valid intents file: " + config.YAMLMessage(err)}
 		}
 		var p Problems
 		for _, m := range te.Errors {
-			p = append(p, "not a valid intents file: "+oneLine(m))
+			p = append(p, "not a valid intents file: "+config.YAMLMessage(errors.New(m)))
 		}
 		return nil, p
 	}
 	sum := sha256.Sum256(data)
 	s := &Set{Hash: hex.EncodeToString(sum[:]), File: f, byName: map[string]*compiled{}, outOfScope: OutOfScopeLabel}
 	var p Problems
+	// Worded as hedge.yaml's problems are: a value that would not print
+	// as one line of text is quoted.
 	bad := func(where, field string, val any, why string) {
-		// A value that would not print as one line of text is quoted, so
-		// that each problem stays one line.
-		if s, ok := val.(string); ok && (!utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0) {
-			val = strconv.Quote(s)
-		}
-		p = append(p, fmt.Sprintf("%s: %s: %v: %s", where, field, val, why))
+		p = append(p, config.Problem(where+": "+field, val, why))
 	}
 	if f.Version != Version {
 		bad("file", "version", f.Version, "this hedge reads version: 1")
@@ -238,10 +233,6 @@ func Parse(data []byte) (*Set, error) {
 	}
 	return s, nil
 }
-
-// oneLine joins the lines and runs of white space of s with single spaces
-// and drops invalid UTF-8 (yaml cuts the values it quotes at a byte count).
-func oneLine(s string) string { return strings.ToValidUTF8(strings.Join(strings.Fields(s), " "), "") }
 
 // Labels returns the class labels to train, in file order, with the
 // out-of-scope class last when the file has out-of-scope examples; oos is
