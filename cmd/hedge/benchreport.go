@@ -264,10 +264,10 @@ type machineInfo struct {
 }
 
 func readMachine() machineInfo {
-	m := machineInfo{Go: runtime.Version()}
-	if f, err := platform.Detect("/"); err == nil || f.Cores > 0 {
-		m.Cores, m.MemBytes, m.Board = f.Cores, f.MemTotal, f.Board
-	}
+	// Detect's facts are usable even with its error: a source it could not
+	// read only leaves its field zero.
+	f, _ := platform.Detect("/")
+	m := machineInfo{Go: runtime.Version(), Cores: f.Cores, MemBytes: f.MemTotal, Board: f.Board}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		m.CPU = parseCPUModel(string(b))
 	}
