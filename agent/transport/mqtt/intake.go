@@ -157,8 +157,8 @@ func (tr *Transport) replyTopic(q agent.Query) (string, *agent.Error) {
 		}
 		return def, nil
 	}
-	if why := tr.replyToProblem(q.ReplyTo); why != "" {
-		return def, agent.Errorf(agent.CodeBadRequest, "reply_to %s", why)
+	if err := tr.CheckReplyTo(q.ReplyTo); err != nil {
+		return def, agent.Errorf(agent.CodeBadRequest, "%v", err)
 	}
 	return q.ReplyTo, nil
 }
@@ -180,7 +180,7 @@ func (tr *Transport) replyToProblem(topic string) string {
 
 // CheckReplyTo returns an error when replies to topic would be refused, by
 // the rules MQTT requests' reply_to follow (docs/mqtt.md); its text is the
-// one of the MQTT transport's bad_request reply. Wire it as
+// MQTT transport's bad_request reply, which is made from it. Wire it as
 // agent.Options.CheckReplyTo, so that a reply_to that comes on another
 // transport (the socket) is refused at once, not when its late answer is
 // due.

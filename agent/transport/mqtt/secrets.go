@@ -10,9 +10,10 @@ import (
 	"github.com/hedge-edge/hedge/agent/config"
 )
 
-// ErrFileMode is wrapped by ReadPasswordFile's error for a file that others
-// than its owner may read: a password must not be world-readable. It is
-// config.ErrSecretFileMode, the check every hedge secret file passes.
+// ErrFileMode is wrapped by the errors of ReadPasswordFile and
+// TLSFiles.Config for a password or key file that others than its owner may
+// read. It is config.ErrSecretFileMode, the check every hedge secret file
+// passes.
 var ErrFileMode = config.ErrSecretFileMode
 
 // ReadPasswordFile reads a password from a file that only its owner may
