@@ -471,9 +471,7 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 				}
 				r := fig.get(h) / fig.get(p)
 				met = met && r >= peer.target
-				// Three decimals, cut rather than rounded: a ratio a hair under
-				// its target must not read as on it.
-				vals = append(vals, fmt.Sprintf("%.3f× (%s)", math.Floor(r*1000)/1000, strings.TrimSuffix(model, ".gguf")))
+				vals = append(vals, fmt.Sprintf("%s (%s)", llm.Ratio(r), strings.TrimSuffix(model, ".gguf")))
 			}
 			if len(vals) == 0 {
 				fmt.Fprintf(&b, "\n%s did not run: the %s target against it is not measured.\n", peer.name, fig.name)

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -27,7 +28,7 @@ type BenchMedian struct {
 // row each in the order given, with hedge's tokens per second divided by
 // each peer's on the same model. llmbench prints it and hedge bench report
 // repeats it, so the console and BENCHMARKS.md show the same ratios, with
-// three decimals: at two, a ratio just under its target reads as on it.
+// three decimals (see Ratio).
 func BenchTable(ms []BenchMedian) string {
 	hedge := map[string]BenchMedian{}
 	for _, m := range ms {
@@ -41,10 +42,17 @@ func BenchTable(ms []BenchMedian) string {
 	for _, m := range ms {
 		ratio := "—"
 		if h, ok := hedge[m.Model]; ok && m.Impl != "hedge" {
-			ratio = fmt.Sprintf("%.3f× / %.3f×", h.PromptTPS/m.PromptTPS, h.GenTPS/m.GenTPS)
+			ratio = Ratio(h.PromptTPS/m.PromptTPS) + " / " + Ratio(h.GenTPS/m.GenTPS)
 		}
 		fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n",
 			m.Model, m.PromptTokens, m.GenTokens, m.Impl, m.PromptTPS, m.GenTPS, m.PeakRSSMB, ratio, m.Runs)
 	}
 	return b.String()
+}
+
+// Ratio writes hedge's speed over a peer's with three decimals, cut rather
+// than rounded: a ratio a hair under its target must not read as on it, in
+// the table or in the targets.
+func Ratio(r float64) string {
+	return fmt.Sprintf("%.3f×", math.Floor(r*1000)/1000)
 }
