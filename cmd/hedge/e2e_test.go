@@ -137,7 +137,8 @@ func tempState(t *testing.T, prefix string) string {
 	return state
 }
 
-// tinyModel is the path of the tiny real GGUF model the LLM tests load.
+// tinyModel is the path of the tiny real GGUF model the LLM tests load,
+// kept beside the repository.
 func tinyModel(t *testing.T) string {
 	t.Helper()
 	model, err := filepath.Abs("../../../shared/models/stories260K.gguf")
@@ -186,12 +187,8 @@ func startHedge(t *testing.T, extra string) *proc {
 			c.Close()
 			return p
 		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("hedge exited before listening: %v\n%s", err, p.logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
+		p.alive(t)
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("hedge did not listen on %s\n%s", p.socket, p.logs.String())
 	return nil

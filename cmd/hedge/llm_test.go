@@ -21,7 +21,7 @@ import (
 // storiesModel is the real trained 260K llama model kept beside the repo.
 func storiesModel(t *testing.T) []byte {
 	t.Helper()
-	data, err := os.ReadFile("../../../shared/models/stories260K.gguf")
+	data, err := os.ReadFile(tinyModel(t))
 	if err != nil {
 		t.Fatalf("stories260K.gguf is needed from ../shared/models: %v", err)
 	}
