@@ -32,12 +32,20 @@ if [ -n "${FUZZPARALLEL:-}" ]; then
 	args+=(-parallel "$FUZZPARALLEL")
 fi
 # go test's own 10 m timeout would end a long run; leave it 10 m beyond
-# the fuzzing time.
-case $fuzztime in
-*s) args+=(-timeout "$((${fuzztime%s} + 600))s") ;;
-*m) args+=(-timeout "$((${fuzztime%m} + 10))m") ;;
-*h) args+=(-timeout "$((${fuzztime%h} * 60 + 10))m") ;;
-esac
+# the fuzzing time. A duration is whole hours, minutes and seconds in any
+# mix (1h30m, 90s); Nx, a count of inputs, keeps go test's timeout.
+secs=0 rest=$fuzztime
+while [[ $rest =~ ^([0-9]+)([hms])(.*)$ ]]; do
+	case ${BASH_REMATCH[2]} in
+	h) secs=$((secs + 10#${BASH_REMATCH[1]} * 3600)) ;;
+	m) secs=$((secs + 10#${BASH_REMATCH[1]} * 60)) ;;
+	s) secs=$((secs + 10#${BASH_REMATCH[1]})) ;;
+	esac
+	rest=${BASH_REMATCH[3]}
+done
+if [ -z "$rest" ] && [ "$secs" -gt 0 ]; then
+	args+=(-timeout "$((secs + 600))s")
+fi
 
 # "./pkg FuzzName" for every target, in a stable order.
 mapfile -t targets < <(
