@@ -524,6 +524,3 @@ func (c *chaosCloud) pipe(src, dst net.Conn) {
 		}
 	}
 }
-
-// dialUnix connects to hedge's socket.
-func dialUnix(path string) (net.Conn, error) { return net.DialTimeout("unix", path, time.Second) }

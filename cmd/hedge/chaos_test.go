@@ -76,10 +76,7 @@ func TestChaos(t *testing.T) {
 	cloud := newChaosCloud(t)
 	state := mountTmpfs(t, "96m")
 
-	model, err := filepath.Abs("../../../shared/models/stories260K.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := tinyModel(t)
 	httpPort := mqtttest.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	body := fmt.Sprintf(`version: 1
@@ -244,21 +241,8 @@ func (h *chaosHedge) start() {
 	h.t.Helper()
 	h.keepLogs()
 	h.p = launch(h.t, h.cfg, h.env...)
-	socket := filepath.Join(h.state, "h.sock")
-	deadline := time.Now().Add(2 * time.Minute) // the first start trains the intent model
-	for time.Now().Before(deadline) {
-		if c, err := dialUnix(socket); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case err := <-h.p.done:
-			h.p.done <- err
-			h.t.Fatalf("hedge exited at start: %v\n%s", err, h.p.logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	h.t.Fatalf("hedge did not listen\n%s", h.p.logs.String())
+	h.p.state, h.p.socket = h.state, filepath.Join(h.state, "h.sock")
+	h.p.waitListening(h.t)
 }
 
 // keepLogs writes the logs of the hedge that just ended to bin/chaos/, for
@@ -282,15 +266,7 @@ func chaosDir() string {
 func (h *chaosHedge) stop() {
 	h.t.Helper()
 	h.p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-h.p.done:
-		h.p.done <- err
-		if err != nil {
-			h.t.Errorf("hedge exited with %v after SIGTERM\n%s", err, h.p.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		h.t.Fatalf("hedge did not stop within 30s of SIGTERM\n%s", h.p.logs.String())
-	}
+	h.p.waitExit(h.t, 30*time.Second)
 }
 
 func (h *chaosHedge) kill() {
@@ -389,17 +365,12 @@ func bboltCLI(t *testing.T) string {
 // suite can fill it.
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "hchaos")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := tempState(t, "hchaos")
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0750", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount a tmpfs: %v\n%s", err, out)
 	}
-	t.Cleanup(func() {
-		exec.Command("umount", "-l", dir).Run()
-		os.RemoveAll(dir)
-	})
+	// Cleanups run last first: unmounted before tempState removes the dir.
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
 

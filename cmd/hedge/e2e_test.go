@@ -181,17 +181,24 @@ func startHedge(t *testing.T, extra string) *proc {
 	socket := filepath.Join(state, "h.sock")
 	p := launch(t, testConfig(t, state, socket, extra))
 	p.state, p.socket = state, socket
+	p.waitListening(t)
+	return p
+}
+
+// waitListening waits until hedge answers on p.socket, and fails the test
+// when it exits first or does not listen in time.
+func (p *proc) waitListening(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute) // a first start trains the intent model
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("unix", p.socket); err == nil {
 			c.Close()
-			return p
+			return
 		}
 		p.alive(t)
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("hedge did not listen on %s\n%s", p.socket, p.logs.String())
-	return nil
 }
 
 func (p *proc) ask(t *testing.T, q agent.Query) agent.Answer {
