@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 )
@@ -60,9 +59,14 @@ type Options struct {
 
 // Agent routes queries through the tiers. It is safe for concurrent use.
 type Agent struct {
-	o        Options
-	log      *slog.Logger
-	draining atomic.Bool
+	o   Options
+	log *slog.Logger
+	// mu orders admission against draining: once draining is set under
+	// it, no query adds itself to inflight, so Drain's Wait cannot race
+	// an Add (which sync.WaitGroup forbids) nor return while a query that
+	// was admitted has yet to add itself.
+	mu       sync.Mutex
+	draining bool
 	inflight sync.WaitGroup
 	// hard is cancelled when the shutdown grace has passed.
 	hard       context.Context
@@ -93,12 +97,11 @@ var errShutdown = errors.New("agent is shutting down")
 func (a *Agent) Handle(ctx context.Context, q Query, emit func(string)) Answer {
 	start := time.Now()
 	var ans Answer
-	if a.draining.Load() {
-		ans = ErrorAnswer(q.ID, Errorf(CodeShuttingDown, "hedge is shutting down; retry later"))
-	} else {
-		a.inflight.Add(1)
+	if a.admit() {
 		ans = a.handle(ctx, q, emit)
 		a.inflight.Done()
+	} else {
+		ans = ErrorAnswer(q.ID, Errorf(CodeShuttingDown, "hedge is shutting down; retry later"))
 	}
 	ans.ID = q.ID
 	ans.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
@@ -111,6 +114,18 @@ func (a *Agent) Handle(ctx context.Context, q Query, emit func(string)) Answer {
 		a.o.Observe(q, ans)
 	}
 	return ans
+}
+
+// admit reports whether a query may start, and counts it in flight when it
+// may; it may not once draining began.
+func (a *Agent) admit() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining {
+		return false
+	}
+	a.inflight.Add(1)
+	return true
 }
 
 func (a *Agent) handle(ctx context.Context, q Query, emit func(string)) Answer {
@@ -342,7 +357,7 @@ func (a *Agent) Run(ctx context.Context, ts ...Transport) error {
 	}
 	<-ctx.Done()
 	a.log.Info("shutting down", "grace", a.o.ShutdownGrace)
-	a.draining.Store(true)
+	a.stopAdmitting()
 	grace := time.AfterFunc(a.o.ShutdownGrace, a.hardCancel)
 	defer grace.Stop()
 	var first error
@@ -364,8 +379,19 @@ func (a *Agent) semanticNamespace(p Prefer, intent string) string {
 	return a.o.CacheVersion + "|" + string(p) + "|" + intent
 }
 
-// Drain waits for in-flight queries; it is used by Run and by tests.
-func (a *Agent) Drain() { a.inflight.Wait() }
+// stopAdmitting makes every later query a shutting_down reply.
+func (a *Agent) stopAdmitting() {
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
+}
+
+// Drain stops admitting queries and waits for those in flight; it is used
+// by Run and by tests.
+func (a *Agent) Drain() {
+	a.stopAdmitting()
+	a.inflight.Wait()
+}
 
 // CacheKey is the answer cache key of a query: its normalized text, the
 // caller's preference and the version of the models and intents.

@@ -42,6 +42,9 @@ type State interface {
 	Add(ctx context.Context, key string, delta int64, expires time.Time) (int64, error)
 	Counter(ctx context.Context, key string) (int64, error)
 	Put(ctx context.Context, key string, a agent.Answer, ttl time.Duration) error
+	// Now is the clock the state judges expiry by; the bridge has no other,
+	// so its budgets and delays never disagree with the store's records.
+	Now() time.Time
 }
 
 // Metrics receives the bridge's gauges and counters as they change; the
@@ -95,7 +98,6 @@ type Options struct {
 	CacheTTL     time.Duration
 	Metrics      Metrics
 	Log          *slog.Logger
-	Now          func() time.Time
 	// Transport replaces the HTTP transport (tests); nil builds one.
 	Transport http.RoundTripper
 }
@@ -147,9 +149,6 @@ func New(o Options) (*Bridge, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -182,8 +181,9 @@ func New(o Options) (*Bridge, error) {
 		cl: newClient(clientOptions{
 			BaseURL: o.BaseURL, Model: o.Model, APIKey: o.APIKey, SystemPrompt: o.SystemPrompt,
 			Timeout: o.Timeout, ConnectTimeout: o.ConnectTimeout, Transport: o.Transport,
+			Now: o.State.Now,
 		}),
-		br:    newBreaker(o.Failures, o.BackoffMin, o.BackoffMax, o.Now),
+		br:    newBreaker(o.Failures, o.BackoffMin, o.BackoffMax, o.State.Now),
 		stats: Stats{Entities: map[string]int64{}, Drops: map[string]int64{}},
 	}
 	b.br.onChange = func(s LinkState) {
@@ -323,7 +323,7 @@ func (b *Bridge) unreserve(ctx context.Context, caller string) {
 	if !b.o.Budget.active() {
 		return
 	}
-	k := b.o.Budget.keys(b.o.Now(), caller)
+	k := b.o.Budget.keys(b.o.State.Now(), caller)
 	for _, key := range []string{k.requests, k.callerRequests} {
 		if key != "" {
 			_, _ = b.o.State.Add(context.WithoutCancel(ctx), key, -1, k.expires)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/agent/store"
 	"github.com/hedge-edge/hedge/cloudbridge/anonymize"
 )
 
@@ -419,10 +420,15 @@ func TestPrivateStaysLocal(t *testing.T) {
 
 func TestBudget(t *testing.T) {
 	f := newFakeCloud(t)
+	// An hour before a UTC midnight, on the one clock that the bridge and
+	// the store share: the budget's counters expire by the store's clock.
 	clock := time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC)
-	now := func() time.Time { return clock }
-	b, _ := testBridge(t, f.URL(), nil, func(o *Options) {
-		o.Now = now
+	st, err := store.Open(t.TempDir(), store.Options{LockTimeout: 5 * time.Second, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	b, _ := testBridge(t, f.URL(), st, func(o *Options) {
 		o.Budget = Budget{RequestsPerDay: 3, CallerRequestsPerDay: 2, TokensPerDay: 1000, CallerTokensPerDay: 0}
 	})
 	ctx := context.Background()

@@ -84,7 +84,7 @@ func (b *Bridge) spent(ctx context.Context, caller string) (bool, error) {
 	if !bu.active() {
 		return false, nil
 	}
-	k := bu.keys(b.o.Now(), caller)
+	k := bu.keys(b.o.State.Now(), caller)
 	checks := []struct {
 		key   string
 		limit int64
@@ -121,7 +121,7 @@ func (b *Bridge) reserve(ctx context.Context, caller string) error {
 	} else if spent {
 		return fmt.Errorf("cloud escalation: %w", ErrBudget)
 	}
-	k := bu.keys(b.o.Now(), caller)
+	k := bu.keys(b.o.State.Now(), caller)
 	var undo []string
 	rollback := func() {
 		for _, key := range undo {
@@ -156,7 +156,7 @@ func (b *Bridge) charge(ctx context.Context, caller string, tokens int) {
 	if tokens <= 0 || !b.o.Budget.active() {
 		return
 	}
-	k := b.o.Budget.keys(b.o.Now(), caller)
+	k := b.o.Budget.keys(b.o.State.Now(), caller)
 	for _, key := range []string{k.tokens, k.callerTokens} {
 		if key == "" {
 			continue

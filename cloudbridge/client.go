@@ -68,6 +68,7 @@ type client struct {
 	model   string
 	prompt  string
 	timeout time.Duration
+	now     func() time.Time
 }
 
 // respInfo receives the status and Retry-After of a response; go-openai's
@@ -101,6 +102,8 @@ type clientOptions struct {
 	// Transport replaces the HTTP transport (tests); nil builds one with
 	// the timeouts.
 	Transport http.RoundTripper
+	// Now reads a Retry-After date against the bridge's clock.
+	Now func() time.Time
 }
 
 func newClient(o clientOptions) *client {
@@ -122,7 +125,7 @@ func newClient(o clientOptions) *client {
 	cfg.HTTPClient = recordingDoer{&http.Client{Transport: rt}}
 	return &client{
 		api: openai.NewClientWithConfig(cfg), key: o.APIKey, model: o.Model,
-		prompt: o.SystemPrompt, timeout: o.Timeout,
+		prompt: o.SystemPrompt, timeout: o.Timeout, now: o.Now,
 	}
 }
 
@@ -257,14 +260,14 @@ func (c *client) classify(ctx context.Context, ri *respInfo, err error) error {
 	}
 	switch {
 	case status == http.StatusTooManyRequests:
-		ra := parseRetryAfter(ri.retryAfter, time.Now())
+		ra := parseRetryAfter(ri.retryAfter, c.now())
 		msg := "cloud is rate limiting (429)"
 		if ra > 0 {
 			msg += fmt.Sprintf("; retry after %s", ra)
 		}
 		return c.fail(failThrottle, ErrUnavailable, msg, ra)
 	case status == http.StatusRequestTimeout || status >= 500:
-		return c.fail(failServer, ErrUnavailable, fmt.Sprintf("cloud server error (%d)", status), parseRetryAfter(ri.retryAfter, time.Now()))
+		return c.fail(failServer, ErrUnavailable, fmt.Sprintf("cloud server error (%d)", status), parseRetryAfter(ri.retryAfter, c.now()))
 	case status >= 400:
 		return c.fail(failRejected, ErrRejected, fmt.Sprintf("cloud refused the request (%d)%s", status, detail), 0)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):

@@ -41,7 +41,7 @@ func (b *Bridge) Defer(ctx context.Context, q agent.Query) error {
 	if r.Private() {
 		return fmt.Errorf("queue cloud escalation: %w (%s)", ErrPrivate, kindList(r.KeepLocal))
 	}
-	now := b.o.Now()
+	now := b.o.State.Now()
 	payload, err := json.Marshal(deferred{
 		V: deferredVersion, ID: q.ID, Text: r.Text, Mapping: r.Mapping, Entities: r.CountsByName(),
 		Caller: q.Caller, MaxTokens: q.MaxTokens,
@@ -122,7 +122,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		wait := b.o.Poll
 		if at := b.br.retryAt(); !at.IsZero() {
-			wait = min(wait, max(at.Sub(b.o.Now()), time.Millisecond))
+			wait = min(wait, max(at.Sub(b.o.State.Now()), time.Millisecond))
 		}
 		timer.Reset(wait)
 		select {
@@ -213,7 +213,7 @@ func (b *Bridge) handle(ctx context.Context, e store.OutboxEntry) {
 // ask sends a queued escalation; ok is false when the entry was released
 // or dropped instead.
 func (b *Bridge) ask(ctx context.Context, e store.OutboxEntry, p deferred) (agent.Answer, bool) {
-	now := b.o.Now()
+	now := b.o.State.Now()
 	if spent, err := b.spent(ctx, p.Caller); err != nil || spent {
 		// Try again tomorrow; the entry may expire first.
 		b.release(ctx, e.Key, nextDay(now))
@@ -290,7 +290,7 @@ func (b *Bridge) deliver(ctx context.Context, e store.OutboxEntry, ans agent.Ans
 		if err := b.o.Courier.Deliver(ctx, e.ReplyTo, ans); err != nil {
 			b.count(func(s *Stats) { s.DeliveryFailures++ })
 			b.log.Warn("late cloud answer not delivered, will retry", "key", e.Key, "err", err)
-			b.release(context.WithoutCancel(ctx), e.Key, b.o.Now().Add(b.o.BackoffMin<<min(e.Attempts, 8)))
+			b.release(context.WithoutCancel(ctx), e.Key, b.o.State.Now().Add(b.o.BackoffMin<<min(e.Attempts, 8)))
 			return
 		}
 	}

@@ -290,6 +290,11 @@ func (s *Store) Close() error {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
+// Now is the store's clock (Options.Now). Whatever else judges the time of
+// the store's records (the cloud bridge's budgets and outbox delays) reads
+// it here, so that one clock decides what has expired.
+func (s *Store) Now() time.Time { return s.o.Now() }
+
 // begin checks what every method checks first: an open store and a live ctx.
 func (s *Store) begin(ctx context.Context) error {
 	if s.closed.Load() {
