@@ -49,9 +49,15 @@ type MQTT struct {
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// MaxInflight is the number of requests answered at once (workers).
 	MaxInflight int `yaml:"max_inflight"`
-	// Queue is how many requests may wait for a worker; beyond that a
-	// request gets a busy error reply. 0: none wait.
-	Queue         int               `yaml:"queue"`
+	// Queue is how many requests hedge takes from the broker ahead of its
+	// workers. Beyond that hedge stops reading, and the broker holds the
+	// rest (unacknowledged, so nothing is lost). 0: none are taken ahead.
+	Queue int `yaml:"queue"`
+	// BusyAfter is how long a request taken from the broker may wait for
+	// room in the queue before it gets a busy reply. hedge reads nothing
+	// else from the broker meanwhile (not even keepalive answers), so it
+	// stays under paho's 10 s ping timeout.
+	BusyAfter     time.Duration     `yaml:"busy_after"`
 	Actions       MQTTActions       `yaml:"actions"`
 	Embedded      MQTTEmbedded      `yaml:"embedded"`
 	HomeAssistant MQTTHomeAssistant `yaml:"homeassistant"`
@@ -94,6 +100,10 @@ type MQTTHomeAssistant struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
+// MaxBusyAfter bounds mqtt.busy_after below paho's ping timeout (10 s): a
+// request waiting for room holds up everything hedge reads from the broker.
+const MaxBusyAfter = 8 * time.Second
+
 func defaultMQTT() MQTT {
 	return MQTT{
 		Enabled:        true,
@@ -103,7 +113,8 @@ func defaultMQTT() MQTT {
 		ConnectTimeout: 10 * time.Second,
 		ReconnectMax:   30 * time.Second,
 		MaxInflight:    8,
-		Queue:          1024,
+		Queue:          16,
+		BusyAfter:      5 * time.Second,
 		Actions:        MQTTActions{Allow: []string{"home/#"}},
 		Embedded:       MQTTEmbedded{Listen: "127.0.0.1:1883"},
 		HomeAssistant:  MQTTHomeAssistant{Prefix: "homeassistant", Interval: 30 * time.Second},
@@ -209,6 +220,9 @@ func (m *MQTT) validate() []string {
 	}
 	if m.Queue < 0 || m.Queue > 1<<16 {
 		bad("queue", m.Queue, "must be between 0 and 65536")
+	}
+	if m.BusyAfter <= 0 || m.BusyAfter > MaxBusyAfter {
+		bad("busy_after", m.BusyAfter, "must be a positive duration of at most "+MaxBusyAfter.String())
 	}
 	for _, f := range m.Actions.Allow {
 		if why := TopicFilterProblem(f); why != "" {

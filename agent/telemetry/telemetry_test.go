@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +224,21 @@ func TestWrapLLMMeasuresSpeed(t *testing.T) {
 	tel.llmSpeed.Write(&m)
 	if m.GetHistogram().GetSampleCount() != 2 {
 		t.Fatal("a single piece must not record a speed")
+	}
+}
+
+func TestCountMQTTReadsAtScrape(t *testing.T) {
+	tel := New(nil, Options{})
+	var busy atomic.Int64
+	tel.CountMQTT(func() map[string]int64 { return map[string]int64{"busy": busy.Load(), "malformed": 2} })
+	busy.Store(7)
+	want := `
+# HELP hedge_mqtt_requests_total MQTT request messages by outcome: received from the broker, answered, duplicates (answered from a stored reply), busy, malformed (error replies), unanswered (no reply topic), store_lag (reply records kept in memory only), panics (answered internal).
+# TYPE hedge_mqtt_requests_total counter
+hedge_mqtt_requests_total{outcome="busy"} 7
+hedge_mqtt_requests_total{outcome="malformed"} 2
+`
+	if err := testutil.GatherAndCompare(tel.Registry(), strings.NewReader(want), "hedge_mqtt_requests_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -89,6 +89,7 @@ func wireMQTT(ctx context.Context, cfg config.Config, st *store.Store, log *slog
 		ReconnectMax:    m.ReconnectMax,
 		Workers:         m.MaxInflight,
 		Queue:           queueOption(m.Queue),
+		BusyAfter:       m.BusyAfter,
 		MaxRequestBytes: agent.MaxRequestBytes(cfg.Limits.MaxQueryBytes),
 		Allow:           m.Actions.Allow,
 		Replies:         st,

@@ -120,6 +120,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		// late answers are published there.
 		opts.CheckReplyTo = mt.CheckReplyTo
 		mt.SetSensors(mqttSensors(tel))
+		tel.CountMQTT(func() map[string]int64 { return mt.Stats().Counters() })
 		// MQTT is ready once connected and subscribed, and not while the
 		// broker is away.
 		ready.Set("mqtt", false)

@@ -238,6 +238,10 @@ type echo struct {
 	gate chan struct{}
 	// tokens are emitted (streaming) before answering.
 	tokens []string
+	// work is how long each answer takes (a tier's compute time).
+	work time.Duration
+	// panicOn makes Handle panic for requests with this text.
+	panicOn string
 }
 
 func newEcho() *echo { return &echo{calls: map[string]int{}} }
@@ -256,6 +260,10 @@ func (e *echo) Handle(ctx context.Context, q agent.Query, emit func(string)) age
 	if e := q.Validate(agent.Limits{MaxQueryBytes: 16 << 10}); e != nil {
 		return agent.ErrorAnswer(q.ID, e)
 	}
+	if e.panicOn != "" && q.Text == e.panicOn {
+		panic("poisoned request")
+	}
+	time.Sleep(e.work)
 	if emit != nil {
 		for _, tok := range e.tokens {
 			emit(tok)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"time"
 	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -13,9 +15,11 @@ import (
 	"github.com/hedge-edge/hedge/agent"
 )
 
-// onMessage runs in paho's router goroutine, which must never block: it
-// only hands the message on. A full worker queue sends it to the busy
-// replier; when that is full too the message is counted and dropped.
+// onMessage runs in paho's router goroutine. It hands the message to the
+// workers' queue and, while the queue is full, waits for room: paho reads
+// nothing more from the broker meanwhile, so the backlog stays at the
+// broker, unacknowledged, where it is safe. Only a request that waited
+// BusyAfter gets a busy reply; none is acknowledged without a reply.
 func (tr *Transport) onMessage(_ paho.Client, m paho.Message) {
 	if tr.stopping.Load() {
 		// Not acknowledged: the broker delivers it again next session.
@@ -33,12 +37,18 @@ func (tr *Transport) onMessage(_ paho.Client, m paho.Message) {
 		return
 	default:
 	}
+	wait := time.NewTimer(tr.o.BusyAfter)
+	defer wait.Stop()
+	select {
+	case tr.queue <- m:
+		return
+	case <-tr.halt:
+		return // left for the next session
+	case <-wait.C:
+	}
 	select {
 	case tr.rejects <- m:
-	default:
-		m.Ack()
-		tr.unanswered.Add(1)
-		tr.warnLimited("request dropped: the worker queue and the busy replier are both full")
+	case <-tr.halt:
 	}
 }
 
@@ -92,14 +102,19 @@ func (tr *Transport) ackLoop() {
 	}
 }
 
-// replyAttempts bounds how often one reply is published.
-const replyAttempts = 3
+// replyAttempts bounds how often one reply is published, and
+// replyConfirmWait how long one attempt waits for the broker's PUBACK: a
+// token can stay open for a whole reconnect, and the ack loop must not
+// stall behind it (paho's write timeout is 10 s).
+const (
+	replyAttempts    = 3
+	replyConfirmWait = 15 * time.Second
+)
 
 func (tr *Transport) confirmed(p pendingAck) bool {
 	tok := p.tok
 	for attempt := 1; ; attempt++ {
-		<-tok.Done()
-		err := tok.Error()
+		err := waitToken(tok, replyConfirmWait)
 		if err == nil {
 			return true
 		}
@@ -108,6 +123,21 @@ func (tr *Transport) confirmed(p pendingAck) bool {
 			return false
 		}
 		tok = tr.client.Publish(p.topic, tr.o.QoS, false, p.reply)
+	}
+}
+
+// errNotConfirmed is a publish the broker did not confirm in time.
+var errNotConfirmed = errors.New("no PUBACK in time")
+
+// waitToken waits up to d for tok and returns its error.
+func waitToken(tok paho.Token, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-t.C:
+		return errNotConfirmed
 	}
 }
 
@@ -236,7 +266,7 @@ func (tr *Transport) compute(q agent.Query, m paho.Message, key string) {
 			tr.client.Publish(q.ReplyTo, tr.o.QoS, false, b)
 		}
 	}
-	ans := tr.h.Handle(tr.base, q, emit)
+	ans := tr.handle(q, emit)
 	ans.ID = q.ID
 	// Serve's ctx ends before the agent starts refusing work, so a
 	// shutting_down reply seen here is always of this shutdown.
@@ -266,6 +296,20 @@ func (tr *Transport) compute(q agent.Query, m paho.Message, key string) {
 	tr.acks <- p
 }
 
+// handle runs the handler, turning a panic into an internal error reply:
+// a request that panics is answered and acknowledged like any other, so
+// the broker does not deliver it again at every start.
+func (tr *Transport) handle(q agent.Query, emit func(string)) (a agent.Answer) {
+	defer func() {
+		if r := recover(); r != nil {
+			tr.panics.Add(1)
+			tr.log.Error("request handler panicked", "id", q.ID, "panic", r, "stack", string(debug.Stack()))
+			a = agent.ErrorAnswer(q.ID, agent.Errorf(agent.CodeInternal, "hedge failed on this request"))
+		}
+	}()
+	return tr.h.Handle(tr.base, q, emit)
+}
+
 // answeredBad takes care of a request that cannot be handled: one with no
 // reply topic is dropped (acknowledged, counted), a malformed one gets its
 // error reply. It reports whether r was such a request.
@@ -284,8 +328,8 @@ func (tr *Transport) answeredBad(r request, m paho.Message) bool {
 	return false
 }
 
-// refuseBusy answers a request that found every worker busy and the queue
-// full. A request already answered gets its stored reply instead.
+// refuseBusy answers a request that waited BusyAfter for room in the queue.
+// A request already answered gets its stored reply instead.
 func (tr *Transport) refuseBusy(m paho.Message) {
 	r := tr.decode(m.Payload())
 	if tr.answeredBad(r, m) {
@@ -300,7 +344,7 @@ func (tr *Transport) refuseBusy(m paho.Message) {
 	}
 	tr.busy.Add(1)
 	tr.send(r.q.ReplyTo, agent.ErrorAnswer(r.q.ID, agent.Errorf(agent.CodeBusy,
-		"hedge is busy: %d requests are waiting; retry later", cap(tr.queue))), m)
+		"hedge is busy: no worker was free for %s; retry later", tr.o.BusyAfter)), m)
 }
 
 func (tr *Transport) send(topic string, a agent.Answer, m paho.Message) {

@@ -67,12 +67,16 @@ type Options struct {
 	ReconnectMax   time.Duration // 30s
 
 	Workers int // requests answered at once; 8
-	// Queue is how many requests may wait for a worker before new ones get
-	// busy replies; 1024. A broker may hand over its whole backlog at once
-	// after a restart (mosquitto does, beyond max_inflight_messages), so
-	// this is sized for a backlog, not for the steady state. Negative: no
-	// request waits.
+	// Queue is how many requests are taken from the broker ahead of the
+	// workers; 16. Past that hedge stops reading, and the broker keeps the
+	// backlog (a broker may hand over its whole backlog at once after a
+	// restart: mosquitto does, beyond max_inflight_messages). Negative:
+	// none are taken ahead.
 	Queue int
+	// BusyAfter is how long a request may wait for room in the queue
+	// before it gets a busy reply; 5s. Keep it under paho's ping timeout
+	// (10s): nothing else is read from the broker while a request waits.
+	BusyAfter time.Duration
 	// MaxRequestBytes bounds a request payload; 0 means
 	// agent.MaxRequestBytes(16 KiB).
 	MaxRequestBytes int
@@ -99,6 +103,15 @@ type Stats struct {
 	Malformed  int64 // error replies to requests that could not be decoded or had a bad reply_to
 	Unanswered int64 // requests with no reply topic to answer on (counted, logged)
 	StoreLag   int64 // replies kept in memory only because the store was behind
+	Panics     int64 // requests whose handling panicked (answered internal)
+}
+
+// Counters returns s by name, for metrics (telemetry.CountMQTT).
+func (s Stats) Counters() map[string]int64 {
+	return map[string]int64{
+		"received": s.Received, "answered": s.Answered, "duplicates": s.Duplicates, "busy": s.Busy,
+		"malformed": s.Malformed, "unanswered": s.Unanswered, "store_lag": s.StoreLag, "panics": s.Panics,
+	}
 }
 
 // Transport is the MQTT transport. It implements agent.Transport,
@@ -114,15 +127,18 @@ type Transport struct {
 	queue    chan paho.Message
 	rejects  chan paho.Message
 	stopping atomic.Bool
-	served   atomic.Bool
-	acks     chan pendingAck
+	// halt is closed when shutdown begins, releasing a request that waits
+	// for room in the queue (it stays unacknowledged).
+	halt   chan struct{}
+	served atomic.Bool
+	acks   chan pendingAck
 	// base is the context of request handling: not cancelled by Serve's
 	// ctx, so in-flight requests finish during shutdown.
 	base context.Context
 	// serving is Serve's ctx: once it is done, hedge is stopping.
 	serving context.Context
 
-	received, answered, dups, busy, malformed, unanswered atomic.Int64
+	received, answered, dups, busy, malformed, unanswered, panics atomic.Int64
 
 	sensors   atomic.Pointer[func(context.Context) Sensors]
 	linkHook  atomic.Pointer[func(connected bool)]
@@ -187,7 +203,10 @@ func New(o Options) (*Transport, error) {
 	if o.Queue < 0 {
 		o.Queue = 0
 	} else if o.Queue == 0 {
-		o.Queue = 1024
+		o.Queue = 16
+	}
+	if o.BusyAfter <= 0 {
+		o.BusyAfter = 5 * time.Second
 	}
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = agent.MaxRequestBytes(16 << 10)
@@ -209,6 +228,7 @@ func New(o Options) (*Transport, error) {
 		t:       newTopics(o.Prefix, o.Device),
 		queue:   make(chan paho.Message, o.Queue),
 		rejects: make(chan paho.Message, 64),
+		halt:    make(chan struct{}),
 		acks:    make(chan pendingAck, 4096),
 	}
 	tr.reps = newReplies(o.Replies, o.RecentReplies, 4096, tr.log)
@@ -274,6 +294,7 @@ func (tr *Transport) Stats() Stats {
 		Malformed:  tr.malformed.Load(),
 		Unanswered: tr.unanswered.Load(),
 		StoreLag:   tr.reps.dropped.Load(),
+		Panics:     tr.panics.Load(),
 	}
 }
 
@@ -329,6 +350,7 @@ func (tr *Transport) Serve(ctx context.Context, h agent.Handler) error {
 	// loops may take a moment to end, and a request taken meanwhile would
 	// be computed after shutdown began.
 	tr.stopping.Store(true)
+	close(tr.halt)
 	close(stopWorkers)
 	auxCancel()
 	aux.Wait()

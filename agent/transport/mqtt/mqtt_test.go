@@ -338,11 +338,11 @@ func TestBusy(t *testing.T) {
 	gate := make(chan struct{})
 	h := newEcho()
 	h.gate = gate
-	hd := serve(t, mqtt.Options{Brokers: []string{b.URL}, Workers: 1, Queue: 2}, h)
+	hd := serve(t, mqtt.Options{Brokers: []string{b.URL}, Workers: 1, Queue: 2, BusyAfter: 100 * time.Millisecond}, h)
 	c := newClient(t, b.URL, clientOpts{})
 	replies := subscribeWith(t, c, "test/busy/#")
 	// The first request holds the only worker; two more fill the queue;
-	// the other seven find no room.
+	// the other seven find no room within BusyAfter, one after the other.
 	publish(t, c, hd.tr.QueryTopic(), request("b0", "x", "test/busy/r"))
 	waitFor(t, func() bool { return h.total.Load() == 1 }, "the worker holds the first request")
 	for i := 1; i < 10; i++ {
