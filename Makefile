@@ -38,14 +38,8 @@ run: build ## run hedge on embedded defaults, state under ./.hedge/
 	@mkdir -p .hedge
 	$(RUN_ENV) bin/hedge run
 
-test: fmt-check ## install what the tests need, then run every test
-	scripts/setup.sh test
-	$(MAKE) --no-print-directory vet
-	$(CGO_ENV) $(GO) test -count=1 -timeout 30m ./...
-	FUZZTIME=10s scripts/fuzz.sh
-	@# After the other tests, never beside them: the suite jumps the clock.
-	CHAOS_PHASE=5s scripts/chaos.sh
-	scripts/test-arm64.sh
+test: fmt-check ## install what the tests need, then run every test (Go tests under -race), timing each step
+	scripts/test.sh
 
 test-chaos: ## the chaos suite: load over MQTT and the socket through broker restarts, a cloud black hole, SIGKILLs, a full disk, clock jumps (root)
 	scripts/setup.sh test

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test.sh — `make test`: every test, in the order CI runs them, each step
+# timed; a table of where the time went is printed at the end (also when a
+# step fails), so what the suite costs is always on record.
+#
+# The Go tests run under the race detector (-race) in every package: the
+# cgo packages (llama.cpp, ONNX Runtime) included, since the race runtime
+# only instruments Go code and their C runs at full speed. The fuzz
+# targets, the chaos suite and the arm64 run build without it: fuzzing
+# instruments for coverage instead, the chaos suite measures a real hedge
+# binary as shipped, and qemu runs the arm64 binary as shipped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+steps=()
+started=$(date +%s)
+summary() {
+	local rc=$?
+	echo
+	echo "make test: where the time went"
+	printf '  %-34s %6s\n' step seconds
+	for s in "${steps[@]}"; do printf '  %-34s %6s\n' ${s}; done
+	printf '  %-34s %6s\n' total $(($(date +%s) - started))
+	exit $rc
+}
+trap summary EXIT
+
+# step NAME CMD...: runs CMD, recording how long it took under NAME.
+step() {
+	local name=$1 t0
+	shift
+	t0=$(date +%s)
+	"$@"
+	steps+=("$name $(($(date +%s) - t0))")
+}
+
+step setup scripts/setup.sh test
+step vet make --no-print-directory vet
+step go-test-race bash -c 'eval "$(scripts/cgo-env.sh)" && go test -race -count=1 -timeout 45m ./...'
+step fuzz env FUZZTIME=10s scripts/fuzz.sh
+# After the other tests, never beside them: the suite jumps the clock.
+step chaos env CHAOS_PHASE=5s scripts/chaos.sh
+step arm64-qemu scripts/test-arm64.sh
