@@ -63,9 +63,11 @@ func knobs(t *testing.T) chaosKnobs {
 // mosquitto) and the socket, and injects one fault per phase: a broker
 // restart, a black-holed cloud, SIGKILLs with escalations queued, a full
 // state filesystem and clock jumps. After each phase every request must
-// have exactly one reply or a clear error, and hedge's bbolt file must check
-// clean; at the end every queued escalation must have been delivered
-// exactly once and the outbox must be empty.
+// have a reply or a clear error, any repeat of a reply (delivery is at least
+// once) byte-identical to the first, and hedge's bbolt file must check
+// clean; at the end every queued escalation must have been delivered, any
+// repeat of its late answer byte-identical to the first, and the outbox
+// must be empty.
 func TestChaos(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the chaos suite needs root: it mounts a tmpfs for the state dir and sets the clock")
@@ -150,8 +152,10 @@ cloud:
 		}
 		led.noteOutbox(name, held)
 		h.start()
-		if s := led.summary(name); s.lost > 0 || s.duplicated > 0 {
-			t.Errorf("phase %s: %d lost, %d duplicated", name, s.lost, s.duplicated)
+		// Late answers may still be owed here; they are checked at the end.
+		if s := led.summary(name); s.lost > 0 || s.conflicting > 0 || s.lateConflicting > 0 {
+			t.Errorf("phase %s: %d lost, %d with a reply unlike their first, %d with a late answer unlike their first",
+				name, s.lost, s.conflicting, s.lateConflicting)
 		}
 	}
 
@@ -200,8 +204,8 @@ cloud:
 		cloud.failChats(false)
 	})
 
-	// Every escalation queued in any phase reaches its device exactly once,
-	// and the outbox drains (socket callers' escalations go to the cache).
+	// Every escalation queued in any phase reaches its device, and the
+	// outbox drains (socket callers' escalations go to the cache).
 	led.waitLate(2 * time.Minute)
 	h.waitOutboxDrained(2 * time.Minute)
 	h.stop()
@@ -217,9 +221,8 @@ cloud:
 	if err := os.WriteFile(filepath.Join(chaosDir(), "summary.txt"), []byte(report), 0o644); err != nil {
 		t.Error(err)
 	}
-	if total.lost > 0 || total.duplicated > 0 || total.lateMissing > 0 || total.lateDuplicated > 0 {
-		t.Errorf("chaos: %d lost, %d duplicated, %d queued escalations not delivered, %d delivered twice",
-			total.lost, total.duplicated, total.lateMissing, total.lateDuplicated)
+	if why := total.failed(); why != "" {
+		t.Errorf("chaos: %s", why)
 	}
 	if only == "" && (total.answered == 0 || total.queued == 0) {
 		t.Errorf("chaos: the load did not exercise the tiers (answered %d, queued %d)", total.answered, total.queued)
