@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,10 +29,13 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheVersion is mixed into every cache key so that answers of an old
 	// model or intent set are never served (e.g. a hash of the intents file).
+	// It must name the tiers' own max_tokens bounds too: a query that sets
+	// none is answered up to them.
 	CacheVersion string
 	// Semantic, with SemanticThreshold > 0, answers a query from the cached
-	// answer of a near-duplicate: same intent and preference, feature
-	// cosine ≥ SemanticThreshold. Volatile intents never take part.
+	// answer of a near-duplicate: same intent, preference and answer
+	// length (CacheKey), feature cosine ≥ SemanticThreshold. Volatile
+	// intents never take part.
 	Semantic          SemanticCache
 	SemanticThreshold float64
 
@@ -172,19 +176,13 @@ func (a *Agent) classifyErr(ctx context.Context, err error) *Error {
 }
 
 func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, error) {
-	key := CacheKey(q.Text, q.Prefer, a.o.CacheVersion)
-	if a.o.Cache != nil {
-		hit, ok, err := a.o.Cache.Get(ctx, key)
-		if err != nil {
-			a.log.Warn("cache read failed", "err", err)
-		} else if ok {
-			hit.Reason = "cached answer from tier " + string(hit.Tier)
-			hit.Tier = TierCache
-			if emit != nil {
-				emit(hit.Answer)
-			}
-			return hit, nil
+	if hit, ok := a.cached(ctx, q); ok {
+		hit.Reason = "cached answer from tier " + string(hit.Tier)
+		hit.Tier = TierCache
+		if emit != nil {
+			emit(hit.Answer)
 		}
+		return hit, nil
 	}
 
 	s := Situation{Prefer: q.Prefer, DefaultThreshold: a.o.DefaultThreshold, HaveLLM: a.o.LLM != nil}
@@ -209,13 +207,8 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 	// for an intent it knows, not for two open questions ("the capital of
 	// France", "the capital of Spain") that merely both fall outside.
 	semantic := a.o.Semantic != nil && a.o.SemanticThreshold > 0 && s.Accepted() && len(s.Intent.Vector) > 0 && !volatile
-	ns := ""
 	if semantic {
-		ns = a.semanticNamespace(q.Prefer, s.Intent.Name)
-		hit, ok, err := a.o.Semantic.Near(ctx, ns, s.Intent.Vector, a.o.SemanticThreshold)
-		if err != nil {
-			a.log.Warn("semantic cache read failed", "err", err)
-		} else if ok {
+		if hit, ok := a.near(ctx, q, s.Intent); ok {
 			hit.Reason = "cached answer of a near-duplicate query, from tier " + string(hit.Tier)
 			hit.Tier = TierCache
 			if emit != nil {
@@ -248,9 +241,11 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 			ttl = s.Spec.CacheTTL
 		}
 		if ttl > 0 {
+			key := CacheKey(q, ans.Tier, a.o.CacheVersion)
 			if err := a.o.Cache.Put(ctx, key, ans, ttl); err != nil {
 				a.log.Warn("cache write failed", "err", err)
 			} else if semantic {
+				ns := a.semanticNamespace(q, ans.Tier, s.Intent.Name)
 				if err := a.o.Semantic.PutVector(ctx, key, ns, s.Intent.Vector); err != nil {
 					a.log.Warn("semantic cache write failed", "err", err)
 				}
@@ -370,13 +365,55 @@ func (a *Agent) Run(ctx context.Context, ts ...Transport) error {
 	return first
 }
 
-// semanticNamespace groups near-duplicate candidates: only answers for the
-// same intent, preference and models may stand in for each other.
-func (a *Agent) semanticNamespace(p Prefer, intent string) string {
+// semanticNamespace groups near-duplicate candidates: only answers from
+// tier t for the same intent, preference, models and answer length
+// (answerLength) may stand in for each other.
+func (a *Agent) semanticNamespace(q Query, t Tier, intent string) string {
+	p := q.Prefer
 	if p == "" {
 		p = PreferAuto
 	}
-	return a.o.CacheVersion + "|" + string(p) + "|" + intent
+	return a.o.CacheVersion + "|" + string(p) + "|" + answerLength(q, t) + "|" + intent
+}
+
+// lengthKinds holds a tier of each kind of answer length (answerLength):
+// a template, then a generated answer (the LLM's and the cloud's share
+// their keys, as they share the query).
+var lengthKinds = [...]Tier{TierSLM, TierLLM}
+
+// cached returns the cached answer to q of either length kind; a miss or
+// a failed read returns ok == false.
+func (a *Agent) cached(ctx context.Context, q Query) (Answer, bool) {
+	if a.o.Cache == nil {
+		return Answer{}, false
+	}
+	for _, t := range lengthKinds {
+		hit, ok, err := a.o.Cache.Get(ctx, CacheKey(q, t, a.o.CacheVersion))
+		if err != nil {
+			a.log.Warn("cache read failed", "err", err)
+			return Answer{}, false
+		}
+		if ok {
+			return hit, true
+		}
+	}
+	return Answer{}, false
+}
+
+// near returns the cached answer of a near-duplicate of q, classified as
+// in, of either length kind; none or a failed read returns ok == false.
+func (a *Agent) near(ctx context.Context, q Query, in Intent) (Answer, bool) {
+	for _, t := range lengthKinds {
+		hit, ok, err := a.o.Semantic.Near(ctx, a.semanticNamespace(q, t, in.Name), in.Vector, a.o.SemanticThreshold)
+		if err != nil {
+			a.log.Warn("semantic cache read failed", "err", err)
+			return Answer{}, false
+		}
+		if ok {
+			return hit, true
+		}
+	}
+	return Answer{}, false
 }
 
 // stopAdmitting makes every later query a shutting_down reply.
@@ -393,14 +430,30 @@ func (a *Agent) Drain() {
 	a.inflight.Wait()
 }
 
-// CacheKey is the answer cache key of a query: its normalized text, the
-// caller's preference and the version of the models and intents.
-func CacheKey(text string, p Prefer, version string) string {
+// CacheKey is the cache key of tier t's answer to q: q's normalized text,
+// the caller's preference, the version of the models and intents, and the
+// answer length it was made for (answerLength). The cloud bridge caches
+// late answers under CacheKey(q, TierCloud, version) of the queued query.
+func CacheKey(q Query, t Tier, version string) string {
+	p := q.Prefer
 	if p == "" {
 		p = PreferAuto
 	}
-	h := sha256.Sum256([]byte(version + "\x00" + string(p) + "\x00" + Normalize(text)))
+	h := sha256.Sum256([]byte(version + "\x00" + string(p) + "\x00" + answerLength(q, t) + "\x00" + Normalize(q.Text)))
 	return hex.EncodeToString(h[:16])
+}
+
+// answerLength is what tier t's answer to q depends on for its length. A
+// generated answer (LLM, cloud) stops at q's max_tokens, 0 meaning the
+// tier's own bound (the configured bounds are part of the cache version):
+// one cut at 5 tokens must not answer a request allowing 500, nor a long
+// one a request allowing 5. An SLM answer is a template, never cut, the
+// same whatever max_tokens: one key serves them all.
+func answerLength(q Query, t Tier) string {
+	if t == TierSLM {
+		return "any"
+	}
+	return strconv.Itoa(q.MaxTokens)
 }
 
 // Normalize folds a query text for cache look-ups: lower case, runs of

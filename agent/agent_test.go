@@ -77,12 +77,19 @@ func (g *gen) Generate(ctx context.Context, q Query, emit func(string)) (Answer,
 	if g.err != nil {
 		return Answer{}, g.err
 	}
-	for _, w := range strings.Fields(g.text) {
+	// A word is a token: max_tokens cuts the text, as a real tier would.
+	words := strings.Fields(g.text)
+	ans := Answer{Answer: g.text, Model: "fake"}
+	if q.MaxTokens > 0 && len(words) > q.MaxTokens {
+		words = words[:q.MaxTokens]
+		ans.Answer, ans.Truncated = strings.Join(words, " "), true
+	}
+	for _, w := range words {
 		if emit != nil {
 			emit(w + " ")
 		}
 	}
-	return Answer{Answer: g.text, Model: "fake"}, nil
+	return ans, nil
 }
 
 type cloud struct {
@@ -212,6 +219,74 @@ func TestHandleSLMAndCache(t *testing.T) {
 	if third.Tier != TierSLM {
 		t.Fatalf("third = %+v, want slm", third)
 	}
+}
+
+// lengthCase is one request of a cache-by-length table and the reply it
+// must get: its tier (TierCache for a hit), text and truncation flag.
+type lengthCase struct {
+	text      string
+	prefer    Prefer
+	max       int
+	tier      Tier
+	answer    string
+	truncated bool
+}
+
+func runLengthCases(t *testing.T, a *Agent, cases []lengthCase) {
+	t.Helper()
+	for i, c := range cases {
+		ans := a.Handle(context.Background(), Query{Text: c.text, Prefer: c.prefer, MaxTokens: c.max}, nil)
+		if ans.Error != nil || ans.Tier != c.tier || ans.Answer != c.answer || ans.Truncated != c.truncated {
+			t.Errorf("%d: %q %s max_tokens %d: tier %s %q truncated %v, want %s %q truncated %v",
+				i, c.text, c.prefer, c.max, ans.Tier, ans.Answer, ans.Truncated, c.tier, c.answer, c.truncated)
+		}
+	}
+}
+
+// TestCacheServesOnlyTheLengthAsked: a generated answer (LLM, cloud) is
+// cached for the max_tokens it was made for, so one cut short never
+// answers a request that allows more, nor a long one a request that allows
+// less; a template (SLM) answer serves every max_tokens. The truncation
+// flag comes back with a hit.
+func TestCacheServesOnlyTheLengthAsked(t *testing.T) {
+	const story = "once upon a time there was a fox"
+	const sky = "the cloud says light scatters"
+	a := New(Options{Cache: &memCache{}, CacheTTL: time.Hour, Classifier: &keywordClassifier{}, Skills: skills{},
+		LLM: &gen{text: story}, Cloud: &cloud{state: CloudReady, gen: gen{text: sky}}})
+	runLengthCases(t, a, []lengthCase{
+		{"tell me a story", PreferLocal, 5, TierLLM, "once upon a time there", true},
+		{"tell me a story", PreferLocal, 5, TierCache, "once upon a time there", true},
+		{"Tell me a story!", PreferLocal, 500, TierLLM, story, false},
+		{"tell me a story", PreferLocal, 500, TierCache, story, false},
+		{"tell me a story", PreferLocal, 2, TierLLM, "once upon", true},
+		{"tell me a story", PreferLocal, 0, TierLLM, story, false},
+		{"tell me a story", PreferLocal, 0, TierCache, story, false},
+		{"tell me a story", PreferLocal, 5, TierCache, "once upon a time there", true},
+		{"why is the sky blue", PreferCloud, 3, TierCloud, "the cloud says", true},
+		{"why is the sky blue", PreferCloud, 3, TierCache, "the cloud says", true},
+		{"why is the sky blue", PreferCloud, 50, TierCloud, sky, false},
+		{"why is the sky blue", PreferCloud, 4, TierCloud, "the cloud says light", true},
+		{"hello there", PreferAuto, 1, TierSLM, "answer for greet", false},
+		{"hello there", PreferAuto, 500, TierCache, "answer for greet", false},
+		{"hello there", PreferAuto, 0, TierCache, "answer for greet", false},
+	})
+}
+
+// TestSemanticCacheServesOnlyTheLengthAsked: a near-duplicate's answer
+// follows the same rule: a generated one stands in only for a request of
+// its max_tokens, a template for any.
+func TestSemanticCacheServesOnlyTheLengthAsked(t *testing.T) {
+	const hi = "greetings from the cloud to you"
+	c := &vecCache{}
+	a := New(Options{Cache: c, CacheTTL: time.Hour, Semantic: c, SemanticThreshold: 0.95,
+		Classifier: &vecClassifier{}, Skills: skills{}, Cloud: &cloud{state: CloudReady, gen: gen{text: hi}}})
+	runLengthCases(t, a, []lengthCase{
+		{"hello there", PreferCloud, 2, TierCloud, "greetings from", true},
+		{"hello there friend", PreferCloud, 2, TierCache, "greetings from", true},
+		{"hello there pal", PreferCloud, 9, TierCloud, hi, false},
+		{"hello there", PreferAuto, 2, TierSLM, "answer for greet", false},
+		{"hello there mate", PreferAuto, 9, TierCache, "answer for greet", false},
+	})
 }
 
 func TestHandleVolatileNotCached(t *testing.T) {

@@ -77,6 +77,11 @@ type Answer struct {
 	Tier       Tier     `json:"tier,omitempty"`
 	Model      string   `json:"model,omitempty"`
 	LatencyMS  float64  `json:"latency_ms"`
+	// Truncated is set when generation stopped at the token limit (the
+	// query's max_tokens, the tier's own bound, or the end of the model's
+	// context) rather than at an end of its own: the answer is cut short.
+	// OpenAI's finish_reason "length". Templated (SLM) answers never are.
+	Truncated bool `json:"truncated,omitempty"`
 	// Degraded says why the answer is not from the tier the policy wanted:
 	// "offline" (cloud link down), "budget" (cloud budget spent),
 	// "private" (the text holds data that must stay on the device).

@@ -249,6 +249,7 @@ func (b *Bridge) Generate(ctx context.Context, q agent.Query, emit func(string))
 		Answer:     anonymize.Restore(rep.Text, r.Mapping),
 		Tier:       agent.TierCloud,
 		Model:      rep.Model,
+		Truncated:  rep.Truncated,
 		Anonymized: true,
 		Entities:   r.CountsByName(),
 	}, nil

@@ -102,6 +102,35 @@ func TestGenerateStreams(t *testing.T) {
 	}
 }
 
+// TestTruncatedFromFinishReason: finish_reason "length" marks the answer
+// truncated, plain and streamed; "stop" does not.
+func TestTruncatedFromFinishReason(t *testing.T) {
+	f := newFakeCloud(t)
+	f.cut = true
+	for _, stream := range []bool{false, true} {
+		b, _ := testBridge(t, f.URL(), nil, func(o *Options) { o.Stream = stream })
+		var emit func(string)
+		if stream {
+			emit = func(string) {}
+		}
+		for _, c := range []struct {
+			max       int
+			answer    string
+			truncated bool
+		}{
+			{2, "You asked: ", true},
+			{3, "You asked: why?", false},
+			{0, "You asked: why?", false}, // the bridge's MaxTokens, 100
+		} {
+			ans, err := b.Generate(context.Background(), agent.Query{Text: "why?", MaxTokens: c.max}, emit)
+			if err != nil || ans.Answer != c.answer || ans.Truncated != c.truncated {
+				t.Errorf("stream %v max_tokens %d: %q truncated %v, %v; want %q truncated %v",
+					stream, c.max, ans.Answer, ans.Truncated, err, c.answer, c.truncated)
+			}
+		}
+	}
+}
+
 // TestCorpusNeverReachesServer sends every example of the anonymizer's
 // corpus through the bridge, plain, streamed and queued, and asserts on the
 // raw request bodies that no value of any kind reached the server.

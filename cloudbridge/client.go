@@ -134,6 +134,9 @@ type reply struct {
 	Text   string
 	Model  string
 	Tokens int // prompt + completion, as reported or estimated
+	// Truncated: the finish_reason was "length", the answer stopped at
+	// max_tokens.
+	Truncated bool
 }
 
 // chat sends text (already anonymized) and returns the answer. With emit
@@ -162,7 +165,8 @@ func (c *client) chat(ctx context.Context, text string, maxTokens int, emit func
 		if len(resp.Choices) == 0 {
 			return reply{}, c.fail(failServer, ErrUnavailable, "cloud reply has no choices", 0)
 		}
-		r := reply{Text: resp.Choices[0].Message.Content, Model: resp.Model, Tokens: resp.Usage.TotalTokens}
+		ch := resp.Choices[0]
+		r := reply{Text: ch.Message.Content, Model: resp.Model, Tokens: resp.Usage.TotalTokens, Truncated: ch.FinishReason == openai.FinishReasonLength}
 		if r.Tokens <= 0 {
 			r.Tokens = estimateTokens(c.prompt + text + r.Text)
 		}
@@ -194,9 +198,15 @@ func (c *client) chat(ctx context.Context, text string, maxTokens int, emit func
 			r.Tokens = chunk.Usage.TotalTokens
 		}
 		for _, ch := range chunk.Choices {
-			if ch.Index == 0 && ch.Delta.Content != "" {
+			if ch.Index != 0 {
+				continue
+			}
+			if ch.Delta.Content != "" {
 				b.WriteString(ch.Delta.Content)
 				emit(ch.Delta.Content)
+			}
+			if ch.FinishReason != "" {
+				r.Truncated = ch.FinishReason == openai.FinishReasonLength
 			}
 		}
 	}

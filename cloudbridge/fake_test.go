@@ -42,6 +42,9 @@ type fakeCloud struct {
 	// answer builds the default answer from the user's message.
 	answer func(user string) string
 	tokens int // total_tokens reported per answer
+	// cut makes the server count a word a token and cut answers at
+	// max_tokens, with finish_reason "length".
+	cut bool
 	// down makes the server drop every connection without a reply.
 	down          atomic.Bool
 	chats, probes atomic.Int64
@@ -113,23 +116,36 @@ func (f *fakeCloud) serve(w http.ResponseWriter, r *http.Request) {
 	if handle != nil && handle(w, r, req) {
 		return
 	}
-	text := f.answer(req.user())
+	text, finish := f.answer(req.user()), "stop"
+	if f.cut {
+		text, finish = cutAt(text, req.MaxTokens)
+	}
 	if req.Stream {
-		f.stream(w, text)
+		f.stream(w, text, finish)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "fake-model",
-		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+		"choices": []any{map[string]any{"index": 0, "finish_reason": finish,
 			"message": map[string]any{"role": "assistant", "content": text}}},
 		"usage": map[string]any{"prompt_tokens": f.tokens / 2, "completion_tokens": f.tokens - f.tokens/2, "total_tokens": f.tokens},
 	})
 }
 
+// cutAt is the answer as a server that counts a word a token sends it for
+// max_tokens: cut, with finish_reason "length", when it is longer.
+func cutAt(text string, maxTokens int) (string, string) {
+	words := strings.SplitAfter(text, " ")
+	if maxTokens <= 0 || len(words) <= maxTokens {
+		return text, "stop"
+	}
+	return strings.Join(words[:maxTokens], ""), "length"
+}
+
 // stream sends text as SSE chunks of 3 bytes, so that placeholders are cut
-// across chunks, then a usage chunk and [DONE].
-func (f *fakeCloud) stream(w http.ResponseWriter, text string) {
+// across chunks, then the finish_reason, a usage chunk and [DONE].
+func (f *fakeCloud) stream(w http.ResponseWriter, text, finish string) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	fl := w.(http.Flusher)
 	send := func(v any) {
@@ -143,7 +159,7 @@ func (f *fakeCloud) stream(w http.ResponseWriter, text string) {
 			"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": piece}}}})
 	}
 	send(map[string]any{"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
-		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}})
+		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": finish}}})
 	send(map[string]any{"id": "c1", "object": "chat.completion.chunk", "model": "fake-model", "choices": []any{},
 		"usage": map[string]any{"prompt_tokens": 1, "completion_tokens": f.tokens - 1, "total_tokens": f.tokens}})
 	fmt.Fprint(w, "data: [DONE]\n\n")

@@ -25,7 +25,8 @@ type deferred struct {
 	Entities  map[string]int    `json:"entities,omitempty"`
 	Caller    string            `json:"caller,omitempty"`
 	MaxTokens int               `json:"max_tokens,omitempty"`
-	// CacheKey is agent.CacheKey of the original query, for the answer.
+	// CacheKey is agent.CacheKey of the original query's cloud answer,
+	// max_tokens included: the late answer is cached under it.
 	CacheKey string    `json:"cache_key"`
 	Queued   time.Time `json:"queued"`
 }
@@ -45,7 +46,7 @@ func (b *Bridge) Defer(ctx context.Context, q agent.Query) error {
 	payload, err := json.Marshal(deferred{
 		V: deferredVersion, ID: q.ID, Text: r.Text, Mapping: r.Mapping, Entities: r.CountsByName(),
 		Caller: q.Caller, MaxTokens: q.MaxTokens,
-		CacheKey: agent.CacheKey(q.Text, q.Prefer, b.o.CacheVersion), Queued: now,
+		CacheKey: agent.CacheKey(q, agent.TierCloud, b.o.CacheVersion), Queued: now,
 	})
 	if err != nil {
 		return fmt.Errorf("queue cloud escalation: %w", err)
@@ -257,6 +258,7 @@ func (b *Bridge) ask(ctx context.Context, e store.OutboxEntry, p deferred) (agen
 		Answer:     anonymize.Restore(rep.Text, p.Mapping),
 		Tier:       agent.TierCloud,
 		Model:      rep.Model,
+		Truncated:  rep.Truncated,
 		Late:       true,
 		Anonymized: true,
 		Entities:   p.Entities,

@@ -97,7 +97,7 @@ func TestOutageDeferDrain(t *testing.T) {
 			t.Errorf("entities %v", a.Entities)
 		}
 		// Cached under the original query's key.
-		hit, ok, err := st.Get(ctx, agent.CacheKey(texts[a.ID], agent.PreferCloud, "v1"))
+		hit, ok, err := st.Get(ctx, agent.CacheKey(agent.Query{Text: texts[a.ID], Prefer: agent.PreferCloud}, agent.TierCloud, "v1"))
 		if err != nil || !ok || hit.Answer != a.Answer || hit.Late {
 			t.Errorf("cache of %s: %+v %v %v", a.ID, hit, ok, err)
 		}
@@ -279,5 +279,40 @@ func TestCorruptEntryDropped(t *testing.T) {
 	waitFor(t, "the drain", 10*time.Second, func() bool { return b.Stats(ctx).OutboxDepth == 0 && len(courier.Got()) == 1 })
 	if s := b.Stats(ctx); s.Drops["corrupt"] != 1 || courier.Got()[0].Answer.ID != "good" {
 		t.Errorf("stats %+v, deliveries %+v", s, courier.Got())
+	}
+}
+
+// TestLateAnswerCachedForItsLength: a late cloud answer is cached under the
+// key the agent looks up for the queued query's max_tokens, its truncation
+// with it, and serves no request that allows another length.
+func TestLateAnswerCachedForItsLength(t *testing.T) {
+	f := newFakeCloud(t)
+	f.cut = true
+	f.down.Store(true)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	courier := &recordingCourier{}
+	b, _ := testBridge(t, f.URL(), st, func(o *Options) { o.Courier = courier })
+	a := agent.New(agent.Options{
+		Limits: agent.Limits{MaxQueryBytes: 4096}, LLM: &slowGenerator{}, Cloud: b,
+		Cache: st, CacheTTL: time.Hour, CacheVersion: "v1",
+	})
+	ctx := context.Background()
+	const text, cut = "What should we cook tonight?", "You asked: What "
+	q := agent.Query{ID: "cut-1", Text: text, ReplyTo: "hedge/dev/reply/cut-1", Prefer: agent.PreferCloud, MaxTokens: 3}
+	if ans := a.Handle(ctx, q, nil); !ans.Queued {
+		t.Fatalf("reply %+v, want a queued local answer", ans)
+	}
+	runBridge(t, b)
+	f.down.Store(false)
+	waitFor(t, "the late answer", 20*time.Second, func() bool { return len(courier.Got()) == 1 })
+	if late := courier.Got()[0].Answer; late.Answer != cut || !late.Truncated {
+		t.Fatalf("late answer %+v, want %q truncated", late, cut)
+	}
+	if ans := a.Handle(ctx, agent.Query{Text: text, Prefer: agent.PreferCloud, MaxTokens: 3}, nil); ans.Tier != agent.TierCache || ans.Answer != cut || !ans.Truncated {
+		t.Errorf("same length: %+v, want the cached late answer, truncated", ans)
+	}
+	if ans := a.Handle(ctx, agent.Query{Text: text, Prefer: agent.PreferCloud}, nil); ans.Tier != agent.TierCloud || ans.Answer != "You asked: "+text || ans.Truncated {
+		t.Errorf("no max_tokens: %+v, want the whole answer from the cloud", ans)
 	}
 }

@@ -131,7 +131,7 @@ func TestWireCloudEndToEnd(t *testing.T) {
 	if courier.n() != 1 || courier.got[0].Answer != "echo: later, Maria Schmidt" || !courier.got[0].Late {
 		t.Fatalf("late deliveries %+v", courier.got)
 	}
-	hit, ok, _ := st.Get(ctx, agent.CacheKey("later, Maria Schmidt", "", "v9"))
+	hit, ok, _ := st.Get(ctx, agent.CacheKey(agent.Query{Text: "later, Maria Schmidt"}, agent.TierCloud, "v9"))
 	if !ok || hit.Answer != "echo: later, Maria Schmidt" {
 		t.Errorf("late answer not cached under the agent's version: %+v %v", hit, ok)
 	}

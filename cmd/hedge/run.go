@@ -154,7 +154,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		versions = append(versions, "llm:"+cfg.LLM.Model)
 		ready.Set("llm", true)
 	}
-	opts.CacheVersion = strings.Join(versions, "+")
+	opts.CacheVersion = strings.Join(append(versions, lengthVersion(cfg)), "+")
 	cloud, runCloud, err := wireCloud(ctx, cfg, st, courier, log, opts.CacheVersion, tel)
 	if err != nil {
 		return err
@@ -232,4 +232,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 	log.Info("hedge stopped")
 	return nil
+}
+
+// lengthVersion is the part of the cache version the tiers' own answer
+// lengths make: a query without max_tokens is answered up to llm.max_tokens
+// or cloud.max_tokens (which also caps a query's own), so an answer cached
+// under one bound must not be served once the bound changed.
+func lengthVersion(cfg config.Config) string {
+	return fmt.Sprintf("max_tokens:%d/%d", cfg.LLM.MaxTokens, cfg.Cloud.MaxTokens)
 }

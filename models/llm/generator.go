@@ -307,7 +307,9 @@ func (g *Generator) Loaded() bool {
 func (g *Generator) Model() string { return g.o.Name }
 
 // Generate answers q, calling emit with each piece of text as it is
-// produced. A full queue returns agent.ErrBusy at once; a canceled ctx
+// produced. Answer.Truncated reports that generation stopped at q's
+// max_tokens (else Options.MaxTokens) or at the context's end, not at an
+// end-of-generation token or a stop string. A full queue returns agent.ErrBusy at once; a canceled ctx
 // stops generation within one token and returns ctx's error with the text
 // produced so far.
 func (g *Generator) Generate(ctx context.Context, q agent.Query, emit func(token string)) (agent.Answer, error) {
@@ -343,8 +345,8 @@ func (g *Generator) Generate(ctx context.Context, q agent.Query, emit func(token
 	g.mu.Unlock()
 	defer g.armIdle()
 
-	text, err := g.generate(ctx, m, c, tmpl, q, emit)
-	ans := agent.Answer{ID: q.ID, Answer: text, Tier: agent.TierLLM, Model: g.o.Name}
+	text, truncated, err := g.generate(ctx, m, c, tmpl, q, emit)
+	ans := agent.Answer{ID: q.ID, Answer: text, Tier: agent.TierLLM, Model: g.o.Name, Truncated: truncated}
 	return ans, err
 }
 
@@ -473,21 +475,24 @@ func (g *Generator) sampling() sampling {
 	}
 }
 
-// generate runs one request on the context it owns (g.turn is held).
-func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (string, error) {
+// generate runs one request on the context it owns (g.turn is held). It
+// returns the text and whether generation stopped at the token limit (the
+// request's, or the context's end) rather than at an end-of-generation
+// token or a stop string.
+func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (string, bool, error) {
 	toks, err := promptTokens(m, tmpl, g.o.SystemPrompt, q.Text)
 	if err != nil {
-		return "", fmt.Errorf("llm: %w", err)
+		return "", false, fmt.Errorf("llm: %w", err)
 	}
 	if len(toks) == 0 {
 		if m.bos() < 0 {
-			return "", errors.New("llm: empty prompt and the model has no BOS token")
+			return "", false, errors.New("llm: empty prompt and the model has no BOS token")
 		}
 		toks = []int32{m.bos()}
 	}
 	nctx := c.nCtx()
 	if len(toks) >= nctx {
-		return "", fmt.Errorf("llm: %w: the prompt is %d tokens, the context holds %d (llm.context_size)", ErrPromptTooLong, len(toks), nctx)
+		return "", false, fmt.Errorf("llm: %w: the prompt is %d tokens, the context holds %d (llm.context_size)", ErrPromptTooLong, len(toks), nctx)
 	}
 	maxTokens := g.o.MaxTokens
 	if q.MaxTokens > 0 {
@@ -537,17 +542,18 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	}
 	if err := c.decode(toks, 0); err != nil {
 		if errors.Is(err, errAborted) && ctx.Err() != nil {
-			return "", ctx.Err()
+			return "", false, ctx.Err()
 		}
-		return "", fmt.Errorf("llm: prompt: %w", err)
+		return "", false, fmt.Errorf("llm: prompt: %w", err)
 	}
 	stats.PromptTime = time.Since(t0)
 	pos := len(toks)
 	var piece []byte
+	truncated := false
 	for n := 0; n < maxTokens; n++ {
 		if err := ctx.Err(); err != nil {
 			st.flush()
-			return st.text(), err
+			return st.text(), false, err
 		}
 		tok := smp.sample(c)
 		if m.isEOG(tok) {
@@ -565,19 +571,20 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 			break
 		}
 		if n+1 == maxTokens || pos >= nctx {
+			truncated = true
 			break // no decode for a token that will not be sampled from, or no room
 		}
 		if err := c.decode([]int32{tok}, pos); err != nil {
 			st.flush()
 			if errors.Is(err, errAborted) && ctx.Err() != nil {
-				return st.text(), ctx.Err()
+				return st.text(), false, ctx.Err()
 			}
-			return st.text(), fmt.Errorf("llm: %w", err)
+			return st.text(), false, fmt.Errorf("llm: %w", err)
 		}
 		pos++
 	}
 	st.flush()
-	return st.text(), nil
+	return st.text(), truncated, nil
 }
 
 var _ agent.Generator = (*Generator)(nil)

@@ -177,6 +177,44 @@ func TestStopString(t *testing.T) {
 	}
 }
 
+// TestTruncatedExactlyAtTheLimit: Answer.Truncated is set exactly when
+// generation stopped at max_tokens (the query's, else the generator's),
+// not when a stop string ended it, even one the last allowed token
+// completes. stories260K emits no end-of-generation token within thousands
+// of tokens; TestStopsOnEndOfGeneration covers that end.
+func TestTruncatedExactlyAtTheLimit(t *testing.T) {
+	var st Stats
+	g := newStories(t, Options{Temperature: 0, MaxTokens: 7, Stop: []string{"little girl"}, OnStats: func(s Stats) { st = s }})
+	const beforeStop = "Once upon a time, there was a "
+	ans, err := g.Generate(context.Background(), agent.Query{MaxTokens: 100}, nil)
+	if err != nil || ans.Answer != beforeStop || ans.Truncated {
+		t.Fatalf("up to the stop string: %q truncated %v, %v; want %q, not truncated", ans.Answer, ans.Truncated, err, beforeStop)
+	}
+	toStop := st.Tokens // the last one completes "little girl"
+	if toStop <= 7 {
+		t.Fatalf("the stop string came after %d tokens; the default max_tokens 7 must come before", toStop)
+	}
+	for _, c := range []struct {
+		max, tokens int
+		truncated   bool
+	}{
+		{toStop, toStop, false},        // the last allowed token completes the stop string
+		{toStop + 1, toStop, false},    // room to spare
+		{toStop - 1, toStop - 1, true}, // one short of it
+		{1, 1, true},
+		{0, 7, true}, // the generator's MaxTokens
+	} {
+		ans, err := g.Generate(context.Background(), agent.Query{MaxTokens: c.max}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans.Truncated != c.truncated || st.Tokens != c.tokens || !strings.HasPrefix(storiesGreedy, ans.Answer) {
+			t.Errorf("max_tokens %d: %d tokens %q truncated %v, want %d tokens truncated %v",
+				c.max, st.Tokens, ans.Answer, ans.Truncated, c.tokens, c.truncated)
+		}
+	}
+}
+
 func TestCancelStopsWithinOneToken(t *testing.T) {
 	g := newStories(t, Options{Temperature: 0, MaxTokens: 2000, ContextSize: 2048})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -233,6 +271,11 @@ func TestContextOverflow(t *testing.T) {
 	}
 	if ans.Answer == "" {
 		t.Error("near-full context produced nothing")
+	}
+	// Cut by the context's end, not by the model: as truncated as by
+	// max_tokens (OpenAI's finish_reason "length" covers both).
+	if !ans.Truncated {
+		t.Error("an answer cut at the context's end is not marked truncated")
 	}
 }
 

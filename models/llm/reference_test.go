@@ -291,11 +291,21 @@ func TestStopsOnEndOfGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g2.Close()
-	if _, err := g2.Generate(context.Background(), agent.Query{Text: "a b c"}, nil); err != nil {
+	ans, err := g2.Generate(context.Background(), agent.Query{Text: "a b c"}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Tokens != stopAt {
 		t.Fatalf("generated %d tokens, want %d (stopping at the end-of-generation token %d of %v)", st.Tokens, stopAt, toks[stopAt], toks)
+	}
+	if ans.Truncated {
+		t.Error("an answer the model ended is marked truncated")
+	}
+	// max_tokens one short of the end: the limit stopped it, so truncated
+	// (as OpenAI's "length": the end-of-generation token was not sampled).
+	ans, err = g2.Generate(context.Background(), agent.Query{Text: "a b c", MaxTokens: stopAt}, nil)
+	if err != nil || st.Tokens != stopAt || !ans.Truncated {
+		t.Errorf("max_tokens %d: %d tokens, truncated %v, %v; want truncated", stopAt, st.Tokens, ans.Truncated, err)
 	}
 }
 

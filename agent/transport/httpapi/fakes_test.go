@@ -45,9 +45,10 @@ func (fakeSkills) Respond(ctx context.Context, q agent.Query, in agent.Intent) (
 	return helloAnswer, nil
 }
 
-// fakeGen streams its text word by word. When gate is set, it emits the
-// first word, signals started and waits for gate before the rest; failAfter
-// makes it fail after that many words.
+// fakeGen streams its text word by word, a word a token: max_tokens cuts
+// it (and marks it truncated). When gate is set, it emits the first word,
+// signals started and waits for gate before the rest; failAfter makes it
+// fail after that many words.
 type fakeGen struct {
 	text      string
 	model     string
@@ -59,6 +60,10 @@ type fakeGen struct {
 
 func (g *fakeGen) Generate(ctx context.Context, q agent.Query, emit func(string)) (agent.Answer, error) {
 	words := strings.SplitAfter(g.text, " ")
+	truncated := q.MaxTokens > 0 && len(words) > q.MaxTokens
+	if truncated {
+		words = words[:q.MaxTokens]
+	}
 	for i, w := range words {
 		if g.failAfter > 0 && i == g.failAfter {
 			return agent.Answer{}, errors.New("generator crashed mid-answer")
@@ -84,7 +89,7 @@ func (g *fakeGen) Generate(ctx context.Context, q agent.Query, emit func(string)
 			}
 		}
 	}
-	return agent.Answer{Answer: g.text, Model: g.model}, nil
+	return agent.Answer{Answer: strings.Join(words, ""), Model: g.model, Truncated: truncated}, nil
 }
 
 // fakeCloud is an agent.Cloud whose link is up.
@@ -99,6 +104,8 @@ func (c *fakeCloud) Defer(ctx context.Context, q agent.Query) error            {
 type tiers struct {
 	llm   *fakeGen
 	cloud *fakeCloud
+	// cache, when set, caches answers for an hour.
+	cache agent.Cache
 }
 
 func defaultTiers() tiers {
@@ -126,6 +133,9 @@ func newAgent(t *testing.T, tr tiers, tel *telemetry.Telemetry) *agent.Agent {
 	}
 	if tel != nil {
 		o.Observe = tel.Observe
+	}
+	if tr.cache != nil {
+		o.Cache, o.CacheTTL = tr.cache, time.Hour
 	}
 	return agent.New(o)
 }

@@ -257,7 +257,7 @@ func (s *Server) chat(h agent.Handler) http.HandlerFunc {
 			Choices: []choice{{
 				Index:        0,
 				Message:      &message{Role: "assistant", Content: ans.Answer},
-				FinishReason: finishStop(),
+				FinishReason: finishReason(ans),
 			}},
 			Hedge: info(ans),
 		})
@@ -315,8 +315,14 @@ func info(a agent.Answer) *Info {
 	}
 }
 
-func finishStop() *string {
+// finishReason is OpenAI's finish_reason of a: "length" when generation
+// stopped at the token limit (max_tokens, or the model's context), "stop"
+// otherwise.
+func finishReason(a agent.Answer) *string {
 	s := "stop"
+	if a.Truncated {
+		s = "length"
+	}
 	return &s
 }
 

@@ -14,6 +14,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/store"
 )
 
 func client(r *running, token string) *openai.Client {
@@ -171,6 +172,73 @@ func TestChatCompletionStream(t *testing.T) {
 				t.Errorf("local answer came in %d chunks, want one per word", chunks)
 			}
 		})
+	}
+}
+
+// TestFinishReasonLength: an answer cut at max_tokens has finish_reason
+// "length", plain and streamed, also when the cache (bbolt) serves it; one
+// that ended on its own, and a template, which is never cut, have "stop".
+func TestFinishReasonLength(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr := defaultTiers()
+	tr.cache = st
+	r := serve(t, Options{}, newAgent(t, tr, nil))
+	for _, c := range []struct {
+		model, text, answer string
+		max                 int
+		finish              openai.FinishReason
+	}{
+		{"hedge-local", "tell me a story", "Once upon a ", 3, openai.FinishReasonLength},
+		{"hedge-local", "tell me a story", llmAnswer, 64, openai.FinishReasonStop},
+		{"hedge-cloud", "what is the tallest mountain?", "The cloud ", 2, openai.FinishReasonLength},
+		{"hedge-auto", "hello", helloAnswer, 1, openai.FinishReasonStop},
+	} {
+		req := openai.ChatCompletionRequest{Model: c.model, Messages: userMsg(c.text), MaxTokens: c.max}
+		// Plain (the tier answers), then streamed (the cache answers).
+		resp, err := client(r, "").CreateChatCompletion(context.Background(), req)
+		if err != nil || resp.Choices[0].Message.Content != c.answer || resp.Choices[0].FinishReason != c.finish {
+			t.Errorf("%s max_tokens %d: %+v, %v; want %q %s", c.model, c.max, resp.Choices, err, c.answer, c.finish)
+		}
+		req.Stream = true
+		s, err := client(r, "").CreateChatCompletionStream(context.Background(), req)
+		if err != nil {
+			t.Fatalf("CreateChatCompletionStream: %v", err)
+		}
+		text, finish, err := streamedFinish(s)
+		s.Close()
+		if err != nil || text != c.answer || finish != c.finish {
+			t.Errorf("%s max_tokens %d streamed: %q %s, %v; want %q %s", c.model, c.max, text, finish, err, c.answer, c.finish)
+		}
+	}
+	body := `{"model":"hedge-local","max_tokens":3,"messages":[{"role":"user","content":"tell me a story"}]}`
+	if _, raw := do(t, "POST", r.URL()+"/v1/chat/completions", "", body); hedgeOf(t, raw).Tier != agent.TierCache || !strings.Contains(raw, `"finish_reason":"length"`) {
+		t.Errorf("a cached cut answer: %s", raw)
+	}
+}
+
+// streamedFinish reads a stream to its end and returns the text of its
+// deltas and its finish_reason.
+func streamedFinish(st *openai.ChatCompletionStream) (string, openai.FinishReason, error) {
+	var text strings.Builder
+	var finish openai.FinishReason
+	for {
+		ch, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return text.String(), finish, nil
+		}
+		if err != nil {
+			return text.String(), finish, err
+		}
+		if len(ch.Choices) > 0 {
+			text.WriteString(ch.Choices[0].Delta.Content)
+			if ch.Choices[0].FinishReason != "" {
+				finish = ch.Choices[0].FinishReason
+			}
+		}
 	}
 }
 
@@ -429,17 +497,6 @@ func TestStreamCloudFailsMidAnswer(t *testing.T) {
 // the error is the first one other than the end of the stream, with the
 // text received before it.
 func streamed(st *openai.ChatCompletionStream) (string, error) {
-	var text strings.Builder
-	for {
-		ch, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			return text.String(), nil
-		}
-		if err != nil {
-			return text.String(), err
-		}
-		if len(ch.Choices) > 0 {
-			text.WriteString(ch.Choices[0].Delta.Content)
-		}
-	}
+	text, _, err := streamedFinish(st)
+	return text, err
 }

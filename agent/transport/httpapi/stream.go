@@ -13,7 +13,8 @@ import (
 
 // sse writes one chat completion as server-sent events in OpenAI's framing:
 // "data: <chunk JSON>\n\n" per event, the first carrying the role, the last
-// an empty delta with finish_reason "stop" and the hedge object, then
+// an empty delta with the finish_reason ("stop", or "length" for an answer
+// cut at max_tokens) and the hedge object, then
 // "data: [DONE]\n\n". The stream starts lazily, at the first token: an
 // error before any token is still an ordinary HTTP error reply with its
 // status code. An error after it is an event "data: {"error": …}", which
@@ -69,7 +70,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	}
 	st.event(completion{
 		ID: st.id, Object: "chat.completion.chunk", Created: st.created, Model: st.model,
-		Choices: []choice{{Index: 0, Delta: &message{}, FinishReason: finishStop()}},
+		Choices: []choice{{Index: 0, Delta: &message{}, FinishReason: finishReason(ans)}},
 		Hedge:   info(ans),
 	})
 	st.write([]byte("data: [DONE]\n\n"))
