@@ -256,24 +256,27 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 }
 
 // execute runs the plan. A cloud call that fails on the wire is retried as
-// if the link were down: the device answers locally and queues the escalation.
+// if the link were down: the device answers locally and queues the
+// escalation. A call the cloud refused (ErrCloudConfig) is answered locally
+// too, but not queued: the same request would be refused again.
 func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, emit func(string)) (Answer, error) {
+	var refused error
 	if plan.Tier == TierCloud {
-		streamed := false
-		cloudEmit := emit
-		if emit != nil {
-			cloudEmit = func(tok string) { streamed = true; emit(tok) }
-		}
-		ans, err := a.o.Cloud.Generate(ctx, q, cloudEmit)
+		ans, streamed, err := a.escalate(ctx, q, emit)
 		if err == nil {
-			ans.Tier = TierCloud
 			return ans, nil
 		}
 		if ctx.Err() != nil {
 			return Answer{}, err
 		}
-		a.log.Warn("cloud escalation failed, answering locally", "err", err)
-		s.Cloud = CloudDown
+		if errors.Is(err, ErrCloudConfig) {
+			// The bridge logs the cause once; a line per query would
+			// repeat it for every question while the key is wrong.
+			s.Cloud, refused = CloudConfig, err
+		} else {
+			a.log.Warn("cloud escalation failed, answering locally", "err", err)
+			s.Cloud = CloudDown
+		}
 		*plan = Decide(s)
 		if streamed {
 			// Part of the cloud's text already went out; the local answer
@@ -287,6 +290,27 @@ func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, e
 			plan.Queue = false
 		}
 	}
+	return a.answerLocally(ctx, q, s, *plan, emit, refused)
+}
+
+// escalate asks the cloud; streamed reports whether any of its text went
+// to emit before it failed.
+func (a *Agent) escalate(ctx context.Context, q Query, emit func(string)) (ans Answer, streamed bool, err error) {
+	cloudEmit := emit
+	if emit != nil {
+		cloudEmit = func(tok string) { streamed = true; emit(tok) }
+	}
+	ans, err = a.o.Cloud.Generate(ctx, q, cloudEmit)
+	if err == nil {
+		ans.Tier = TierCloud
+	}
+	return ans, streamed, err
+}
+
+// answerLocally runs a plan's local tier. Without one the reply is an
+// error: cloud_config when the cloud refused the query (refused), else
+// no_tier.
+func (a *Agent) answerLocally(ctx context.Context, q Query, s Situation, plan Plan, emit func(string), refused error) (Answer, error) {
 	switch plan.Tier {
 	case TierSLM:
 		text, err := a.o.Skills.Respond(ctx, q, s.Intent)
@@ -304,6 +328,9 @@ func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, e
 		}
 		ans.Tier = TierLLM
 		return ans, nil
+	}
+	if refused != nil {
+		return Answer{}, Errorf(CodeCloudConfig, "%v; no local tier can answer instead: %s", refused, a.missing())
 	}
 	e := Errorf(CodeNoTier, "no tier can answer: %s; %s", plan.Reason, a.missing())
 	if plan.Queue {

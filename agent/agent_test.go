@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -337,6 +338,54 @@ func TestHandleCloudFailureFallsBack(t *testing.T) {
 	ans := a.Handle(context.Background(), Query{Text: "why is the sky blue"}, nil)
 	if ans.Tier != TierLLM || !ans.Queued || len(cl.deferred) != 1 {
 		t.Fatalf("ans = %+v deferred %d", ans, len(cl.deferred))
+	}
+}
+
+// TestHandleCloudRefusalNotDeferred: a cloud that refuses the query (a bad
+// key, an unknown model) is up, so the query is answered locally, marked
+// cloud_config, and never queued; without a local tier the reply is the
+// cloud_config error. A failure on the wire still queues.
+func TestHandleCloudRefusalNotDeferred(t *testing.T) {
+	refusal := fmt.Errorf("cloud refused the request (401): %w", ErrCloudConfig)
+	for _, tc := range []struct {
+		name     string
+		err      error
+		llm      Generator
+		tier     Tier
+		code     ErrorCode
+		degraded string
+		queued   bool
+	}{
+		{"refused, llm answers", refusal, &gen{text: "local"}, TierLLM, "", "cloud_config", false},
+		{"refused, no local tier", refusal, nil, "", CodeCloudConfig, "", false},
+		{"link down, llm answers", errors.New("connection refused"), &gen{text: "local"}, TierLLM, "", "offline", true},
+		{"link down, no local tier", errors.New("connection refused"), nil, "", CodeNoTier, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := &cloud{state: CloudReady, gen: gen{err: tc.err}}
+			c := &memCache{}
+			o := Options{Cloud: cl, Cache: c, CacheTTL: time.Hour}
+			if tc.llm != nil {
+				o.LLM = tc.llm
+			}
+			ans := New(o).Handle(context.Background(), Query{ID: "1", Text: "why is the sky blue", ReplyTo: "r/1", Prefer: PreferCloud}, nil)
+			code := ErrorCode("")
+			if ans.Error != nil {
+				code = ans.Error.Code
+			}
+			if ans.Tier != tc.tier || code != tc.code || ans.Degraded != tc.degraded || ans.Queued != tc.queued {
+				t.Fatalf("ans = %+v, want tier %q code %q degraded %q queued %v", ans, tc.tier, tc.code, tc.degraded, tc.queued)
+			}
+			if wantDeferred := tc.err != refusal; (len(cl.deferred) == 1) != wantDeferred {
+				t.Errorf("deferred %d escalations, want queued %v", len(cl.deferred), wantDeferred)
+			}
+			if code == CodeCloudConfig && !strings.Contains(ans.Error.Message, "(401)") {
+				t.Errorf("message %q does not carry the cloud's refusal", ans.Error.Message)
+			}
+			if len(c.m) != 0 {
+				t.Error("a degraded answer was cached")
+			}
+		})
 	}
 }
 

@@ -88,7 +88,17 @@ const (
 	CloudBudget
 	// CloudPrivate: the text holds an entity whose policy is keep_local.
 	CloudPrivate
+	// CloudConfig: the cloud refused the query (ErrCloudConfig). The link
+	// is up, so nothing is queued. Check never says it; the agent does,
+	// once Generate has been refused.
+	CloudConfig
 )
+
+// ErrCloudConfig is wrapped by a Cloud's Generate error when the cloud
+// answered and refused the request for a reason that asking again will not
+// mend: a bad key, an unknown model or path, a request its limits refuse.
+// Its settings must change; the link itself is up.
+var ErrCloudConfig = errors.New("cloud refused the request")
 
 // Cloud is the cloud bridge as the agent sees it. The bridge anonymizes
 // inside Generate and Defer, so no caller can skip it. Implementations are

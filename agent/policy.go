@@ -63,7 +63,8 @@ func (s Situation) Accepted() bool {
 //   - A wanted cloud that is ready answers. Otherwise the best local tier
 //     answers: the SLM for an accepted intent, else the local LLM. A cloud
 //     that is down also queues the escalation for a late answer; a spent
-//     budget or private data marks the answer degraded.
+//     budget, private data or a cloud that refused the query marks the
+//     answer degraded.
 func Decide(s Situation) Plan {
 	th := s.Threshold()
 	confident := s.Accepted()
@@ -123,6 +124,9 @@ func Decide(s Situation) Plan {
 	case CloudPrivate:
 		p.Degraded = "private"
 		return local("text holds data kept on the device; ")
+	case CloudConfig:
+		p.Degraded = "cloud_config"
+		return local("cloud refused the request, check its configuration; ")
 	}
 	return local("")
 }

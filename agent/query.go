@@ -54,8 +54,9 @@ type Query struct {
 	Stream bool `json:"stream,omitempty"`
 
 	// Transport and Caller are set by the transport, never by the client:
-	// the transport's name ("socket", "mqtt", "http") and who asked (a topic,
-	// a peer uid), used for metrics and per-caller budgets.
+	// the transport's name ("socket", "mqtt", "http") and who asked, the
+	// same for every request of one asker (a peer uid; over MQTT a topic,
+	// docs/mqtt.md), used for metrics and per-caller budgets.
 	Transport string `json:"-"`
 	Caller    string `json:"-"`
 }
@@ -84,7 +85,9 @@ type Answer struct {
 	Truncated bool `json:"truncated,omitempty"`
 	// Degraded says why the answer is not from the tier the policy wanted:
 	// "offline" (cloud link down), "budget" (cloud budget spent),
-	// "private" (the text holds data that must stay on the device).
+	// "private" (the text holds data that must stay on the device),
+	// "cloud_config" (the cloud refused the request: hedge's cloud settings
+	// or key need fixing).
 	Degraded string `json:"degraded,omitempty"`
 	// Queued is set when a cloud escalation was stored to be answered later.
 	Queued bool `json:"queued,omitempty"`
@@ -112,6 +115,10 @@ const (
 	CodeTimeout      ErrorCode = "timeout"
 	CodeInternal     ErrorCode = "internal"
 	CodeRefused      ErrorCode = "refused"
+	// CodeCloudConfig: the cloud answered and refused the request (a bad
+	// key, an unknown model or path) and no local tier could answer
+	// instead; nothing is queued, since asking again would be refused too.
+	CodeCloudConfig ErrorCode = "cloud_config"
 )
 
 // Error is the error object of a reply.

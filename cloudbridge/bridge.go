@@ -110,6 +110,8 @@ type Bridge struct {
 	br   *breaker
 	anon *anonymize.Anonymizer
 	wake chan struct{}
+	// refusals rate-limits the log lines of refused requests.
+	refusals *refusalLog
 
 	mu    sync.Mutex
 	stats Stats
@@ -174,10 +176,11 @@ func New(o Options) (*Bridge, error) {
 		o.Failures = 3
 	}
 	b := &Bridge{
-		o:    o,
-		log:  o.Log.With("component", "cloud"),
-		anon: o.Anonymizer,
-		wake: make(chan struct{}, 1),
+		o:        o,
+		log:      o.Log.With("component", "cloud"),
+		anon:     o.Anonymizer,
+		wake:     make(chan struct{}, 1),
+		refusals: newRefusalLog(refusalLogEvery),
 		cl: newClient(clientOptions{
 			BaseURL: o.BaseURL, Model: o.Model, APIKey: o.APIKey, SystemPrompt: o.SystemPrompt,
 			Timeout: o.Timeout, ConnectTimeout: o.ConnectTimeout, Transport: o.Transport,
@@ -284,7 +287,7 @@ func (b *Bridge) call(ctx context.Context, caller string, r anonymize.Result, ma
 		if errors.As(err, &ce) {
 			b.br.failure(ce.kind, ce.retryAfter)
 			b.count(func(s *Stats) { s.Failures++ })
-			b.log.Warn("cloud request failed", "err", err, "link", b.br.State())
+			b.logFailure(ce)
 			if ce.kind == failLink {
 				// Nothing reached the server: the request does not count.
 				b.unreserve(ctx, caller)
@@ -316,6 +319,20 @@ func (b *Bridge) call(ctx context.Context, caller string, r anonymize.Result, ma
 		}
 	})
 	return rep, nil
+}
+
+// logFailure logs a failed call. A refusal is a setting to fix, logged
+// once per cause (rate-limited); other failures are bounded by the breaker,
+// which stops the calls once it opens. The message is already redacted.
+func (b *Bridge) logFailure(ce *callError) {
+	if ce.kind != failRejected {
+		b.log.Warn("cloud request failed", "err", ce, "link", b.br.State())
+		return
+	}
+	if ok, quiet := b.refusals.note(ce.status, b.o.State.Now()); ok {
+		b.log.Error("cloud refused the request; its settings need fixing",
+			"status", ce.status, "err", ce, "not_logged_since", quiet)
+	}
 }
 
 // unreserve takes back the request counted for a call that never reached

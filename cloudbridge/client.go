@@ -10,25 +10,30 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/hedge-edge/hedge/agent"
 )
 
 // The sentinel errors of the bridge. Every error the bridge returns wraps
 // one of them; none carries the API key, whatever the server sent back.
 var (
 	// ErrUnavailable: the cloud could not be reached or did not answer
-	// usefully (circuit open, connection refused, timeout, 5xx, 429,
-	// malformed reply). The escalation may be retried later.
+	// usefully (circuit open, connection refused, timeout, 5xx, 408, 409,
+	// 429, malformed reply). The escalation may be retried later.
 	ErrUnavailable = errors.New("cloud unavailable")
-	// ErrRejected: the API refused this request (4xx other than 408 and
-	// 429: a bad key, an unknown model, a request it will never accept).
-	// Retrying the same request will not help.
-	ErrRejected = errors.New("cloud rejected the request")
+	// ErrRejected: the API refused this request (4xx other than 408, 409
+	// and 429: a bad key, an unknown model or path, a request its limits
+	// refuse). Retrying the same request will not help; hedge's cloud
+	// settings must change. It is agent.ErrCloudConfig, so the agent
+	// answers locally and queues nothing.
+	ErrRejected = agent.ErrCloudConfig
 	// ErrPrivate: the text holds an entity whose policy is keep_local; it
 	// never leaves the device.
 	ErrPrivate = errors.New("text holds data kept on the device")
@@ -44,7 +49,7 @@ const (
 	failLink             // connection error or timeout: the link is down
 	failServer           // 5xx or a malformed reply: counts toward the threshold
 	failThrottle         // 429: back off, honouring Retry-After
-	failRejected         // 4xx: this request is refused; the link is fine
+	failRejected         // other 4xx: the settings are refused; the link is fine
 )
 
 // callError is a failed cloud call as the bridge reports it: a message
@@ -55,6 +60,7 @@ type callError struct {
 	msg        string
 	sentinel   error
 	kind       failure
+	status     int // the HTTP status; 0 when none came
 	retryAfter time.Duration
 }
 
@@ -223,8 +229,8 @@ func (c *client) chat(ctx context.Context, text string, maxTokens int, emit func
 }
 
 // probe asks the API for its model list: the cheapest request that proves
-// the endpoint answers. Any answer short of 5xx, 429 or a timeout means the
-// link is up; a 404 (a server without /models) or 401 says so too.
+// the endpoint answers. Any answer short of 5xx, 408, 409, 429 or a timeout
+// means the link is up; a 404 (a server without /models) or 401 says so too.
 func (c *client) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -247,7 +253,11 @@ func (c *client) probe(ctx context.Context) error {
 func estimateTokens(s string) int { return len(s)/4 + 1 }
 
 func (c *client) fail(kind failure, sentinel error, msg string, retryAfter time.Duration) error {
-	return &callError{msg: c.redact(msg), sentinel: sentinel, kind: kind, retryAfter: retryAfter}
+	return c.failStatus(kind, sentinel, msg, 0, retryAfter)
+}
+
+func (c *client) failStatus(kind failure, sentinel error, msg string, status int, retryAfter time.Duration) error {
+	return &callError{msg: c.redact(msg), sentinel: sentinel, kind: kind, status: status, retryAfter: retryAfter}
 }
 
 // classify turns a go-openai error into a callError.
@@ -261,13 +271,6 @@ func (c *client) classify(ctx context.Context, ri *respInfo, err error) error {
 	case errors.As(err, &reqErr) && reqErr.HTTPStatusCode != 0:
 		status = reqErr.HTTPStatusCode
 	}
-	// The server's own message is kept for refusals only (a bad key, an
-	// unknown model: what the user must fix); other messages may echo the
-	// request and are not worth the risk of logging it.
-	detail := ""
-	if apiErr != nil && apiErr.Message != "" && status >= 400 && status < 500 && status != http.StatusTooManyRequests {
-		detail = ": " + truncate(apiErr.Message, 200)
-	}
 	switch {
 	case status == http.StatusTooManyRequests:
 		ra := parseRetryAfter(ri.retryAfter, c.now())
@@ -275,11 +278,11 @@ func (c *client) classify(ctx context.Context, ri *respInfo, err error) error {
 		if ra > 0 {
 			msg += fmt.Sprintf("; retry after %s", ra)
 		}
-		return c.fail(failThrottle, ErrUnavailable, msg, ra)
-	case status == http.StatusRequestTimeout || status >= 500:
-		return c.fail(failServer, ErrUnavailable, fmt.Sprintf("cloud server error (%d)", status), parseRetryAfter(ri.retryAfter, c.now()))
+		return c.failStatus(failThrottle, ErrUnavailable, msg, status, ra)
+	case retryable(status):
+		return c.failStatus(failServer, ErrUnavailable, fmt.Sprintf("cloud server error (%d)", status), status, parseRetryAfter(ri.retryAfter, c.now()))
 	case status >= 400:
-		return c.fail(failRejected, ErrRejected, fmt.Sprintf("cloud refused the request (%d)%s", status, detail), 0)
+		return c.failStatus(failRejected, ErrRejected, c.refusalMessage(status, apiErr), status, 0)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
 		return c.fail(failLink, ErrUnavailable, fmt.Sprintf("cloud did not answer within %s", c.timeout), 0)
 	case errors.Is(err, context.Canceled):
@@ -289,19 +292,62 @@ func (c *client) classify(ctx context.Context, ri *respInfo, err error) error {
 	case status >= 200 && status < 300:
 		// A 2xx whose body did not decode: a proxy's error page, a
 		// truncated stream.
-		return c.fail(failServer, ErrUnavailable, "cloud reply is malformed: "+jsonReason(err), 0)
+		return c.failStatus(failServer, ErrUnavailable, "cloud reply is malformed: "+jsonReason(err), status, 0)
 	}
 	return c.fail(failLink, ErrUnavailable, "cloud request failed: "+connReason(err), 0)
 }
 
+// retryable reports whether a status is the server's trouble rather than
+// a refusal of hedge's request: 5xx, 408 (it timed out reading the
+// request) and 409 (a conflict on its side; OpenAI's own SDKs retry it).
+// 429 is retryable too, with its own handling.
+func retryable(status int) bool {
+	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusConflict
+}
+
+// refusalMessage words a refusal: the status, the server's own message
+// (what the user must fix; other messages may echo the request and are
+// not worth the risk of logging it) and what to check. The message is
+// redacted before it is cut, so that no part of a key survives the cut.
+func (c *client) refusalMessage(status int, apiErr *openai.APIError) string {
+	msg := fmt.Sprintf("cloud refused the request (%d)", status)
+	if apiErr != nil && apiErr.Message != "" {
+		msg += ": " + truncate(c.redact(apiErr.Message), 200)
+	}
+	return msg + "; " + refusalHint(status)
+}
+
+// refusalHint names the settings behind a refusal of status. hedge sends
+// only what they shape (key, model, path, max_tokens) and a text within its
+// own limits, so whatever the cloud refuses is a mismatch between them and
+// the cloud.
+func refusalHint(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "check the API key (cloud.api_key_file or HEDGE_CLOUD_API_KEY)"
+	case http.StatusForbidden:
+		return "the API key may not use this model or endpoint: check the key and cloud.model"
+	case http.StatusNotFound:
+		return "check cloud.model and cloud.base_url"
+	case http.StatusRequestEntityTooLarge:
+		return "the cloud takes less text than limits.max_query_bytes lets through"
+	}
+	return "check cloud.model, cloud.max_tokens and cloud.system_prompt"
+}
+
 // redact removes the API key from a message, in case a server or a
-// library echoed it.
+// library echoed it, and any masked key: a refusal of a bad key may quote
+// part of it (OpenAI: "Incorrect API key provided: sk-proj-****abcd").
 func (c *client) redact(s string) string {
 	if len(c.key) >= 4 {
 		s = strings.ReplaceAll(s, c.key, "[redacted]")
 	}
-	return s
+	return maskedToken.ReplaceAllString(s, "[redacted]")
 }
+
+// maskedToken is a word with a run of asterisks in it: a secret shown in
+// part.
+var maskedToken = regexp.MustCompile(`[^\s:,;"']*\*{3,}[^\s,;"']*`)
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -231,26 +231,7 @@ func (b *Bridge) ask(ctx context.Context, e store.OutboxEntry, p deferred) (agen
 	}
 	rep, err := b.call(ctx, p.Caller, r, p.MaxTokens, trial, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			b.release(context.WithoutCancel(ctx), e.Key, time.Time{})
-			return agent.Answer{}, false
-		}
-		switch {
-		case errors.Is(err, ErrRejected) && e.Attempts >= b.o.MaxAttempts:
-			b.log.Warn("cloud refused a queued escalation, dropped", "key", e.Key, "attempts", e.Attempts, "err", err)
-			b.ack(ctx, e.Key)
-			b.count(func(s *Stats) { s.Drops["rejected"]++ })
-		case errors.Is(err, ErrRejected):
-			b.release(ctx, e.Key, now.Add(b.o.BackoffMin<<min(e.Attempts, 16)))
-		case errors.Is(err, ErrBudget):
-			b.release(ctx, e.Key, nextDay(now))
-		default:
-			next := b.br.retryAt()
-			if next.IsZero() {
-				next = now.Add(b.o.BackoffMin)
-			}
-			b.release(ctx, e.Key, next)
-		}
+		b.failed(ctx, e, p, err, now)
 		return agent.Answer{}, false
 	}
 	ans := agent.Answer{
@@ -283,6 +264,46 @@ func (b *Bridge) ask(ctx context.Context, e store.OutboxEntry, p deferred) (agen
 		}
 	}
 	return ans, true
+}
+
+// failed takes care of an entry whose cloud call failed at now: it is
+// released for a later attempt, or, refused MaxAttempts times, dropped, and
+// its asker, told at first that the answer would follow, is told that it
+// will not.
+func (b *Bridge) failed(ctx context.Context, e store.OutboxEntry, p deferred, err error, now time.Time) {
+	switch {
+	case ctx.Err() != nil:
+		b.release(context.WithoutCancel(ctx), e.Key, time.Time{})
+	case errors.Is(err, ErrRejected) && e.Attempts >= b.o.MaxAttempts:
+		b.log.Warn("cloud refused a queued escalation, dropped", "key", e.Key, "attempts", e.Attempts, "err", err)
+		b.ack(ctx, e.Key)
+		b.count(func(s *Stats) { s.Drops["rejected"]++ })
+		b.tellRefused(ctx, e, p, err)
+	case errors.Is(err, ErrRejected):
+		b.release(ctx, e.Key, now.Add(b.o.BackoffMin<<min(e.Attempts, 16)))
+	case errors.Is(err, ErrBudget):
+		b.release(ctx, e.Key, nextDay(now))
+	default:
+		next := b.br.retryAt()
+		if next.IsZero() {
+			next = now.Add(b.o.BackoffMin)
+		}
+		b.release(ctx, e.Key, next)
+	}
+}
+
+// tellRefused delivers a late cloud_config error for a dropped entry, once
+// and best effort: the entry is gone, so a failed delivery is only logged.
+func (b *Bridge) tellRefused(ctx context.Context, e store.OutboxEntry, p deferred, err error) {
+	if e.ReplyTo == "" || b.o.Courier == nil {
+		return
+	}
+	ans := agent.ErrorAnswer(p.ID, agent.Errorf(agent.CodeCloudConfig, "the queued escalation was dropped: %v", err))
+	ans.Late = true
+	if derr := b.o.Courier.Deliver(context.WithoutCancel(ctx), e.ReplyTo, ans); derr != nil {
+		b.count(func(s *Stats) { s.DeliveryFailures++ })
+		b.log.Warn("refusal of a queued escalation not delivered", "key", e.Key, "err", derr)
+	}
 }
 
 // deliver sends a late answer to its reply_to and acks the entry. Without

@@ -144,7 +144,8 @@ func TestDeliveryRetried(t *testing.T) {
 }
 
 // TestRejectedEntryDropped: an escalation the API refuses is tried
-// MaxAttempts times, then dropped and counted.
+// MaxAttempts times, then dropped and counted, and its asker gets a late
+// cloud_config error instead of the answer it was promised.
 func TestRejectedEntryDropped(t *testing.T) {
 	f := newFakeCloud(t)
 	f.setHandle(func(w http.ResponseWriter, r *http.Request, req chatRequest) bool {
@@ -162,8 +163,16 @@ func TestRejectedEntryDropped(t *testing.T) {
 	}
 	runBridge(t, b)
 	waitFor(t, "the drop", 10*time.Second, func() bool { return b.Stats(ctx).Drops["rejected"] == 1 })
-	if s := b.Stats(ctx); s.OutboxDepth != 0 || f.chats.Load() != 3 || len(courier.Got()) != 0 || s.Link != LinkClosed {
-		t.Errorf("stats %+v, %d calls, %d deliveries", s, f.chats.Load(), len(courier.Got()))
+	if s := b.Stats(ctx); s.OutboxDepth != 0 || f.chats.Load() != 3 || s.Link != LinkClosed {
+		t.Errorf("stats %+v, %d calls", s, f.chats.Load())
+	}
+	got := courier.Got()
+	if len(got) != 1 || got[0].ReplyTo != "r/1" || !got[0].Answer.Late || got[0].Answer.ID != "1" ||
+		got[0].Answer.Error == nil || got[0].Answer.Error.Code != agent.CodeCloudConfig || got[0].Answer.Answer != "" {
+		t.Fatalf("deliveries %+v, want one late cloud_config error to r/1", got)
+	}
+	if msg := got[0].Answer.Error.Message; !strings.Contains(msg, "dropped") || !strings.Contains(msg, "(400)") {
+		t.Errorf("message %q does not say the escalation was dropped and why", msg)
 	}
 }
 

@@ -68,8 +68,8 @@ type CloudOutbox struct {
 	// Concurrency is how many queued escalations are sent at once when the
 	// link returns.
 	Concurrency int `yaml:"concurrency"`
-	// MaxAttempts is how often an escalation the API refuses (4xx other
-	// than 408 and 429) is tried before it is dropped.
+	// MaxAttempts is how often a queued escalation the API refuses (4xx
+	// other than 408, 409 and 429) is tried before it is dropped.
 	MaxAttempts int `yaml:"max_attempts"`
 }
 

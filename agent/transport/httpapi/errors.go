@@ -54,6 +54,10 @@ func statusOf(c agent.ErrorCode) (int, string) {
 		return http.StatusServiceUnavailable, typeServer
 	case agent.CodeTimeout:
 		return http.StatusGatewayTimeout, typeServer
+	case agent.CodeCloudConfig:
+		// The cloud behind hedge refused the request: a bad gateway, and
+		// one a retry does not mend (no Retry-After).
+		return http.StatusBadGateway, typeServer
 	}
 	return http.StatusInternalServerError, typeServer
 }

@@ -312,6 +312,7 @@ func TestAgentErrorStatuses(t *testing.T) {
 	for code, want := range map[agent.ErrorCode]int{
 		agent.CodeBadRequest: 400, agent.CodeTooLarge: 413, agent.CodeBusy: 429, agent.CodeRefused: 403,
 		agent.CodeNoTier: 503, agent.CodeShuttingDown: 503, agent.CodeTimeout: 504, agent.CodeInternal: 500,
+		agent.CodeCloudConfig: 502,
 	} {
 		if got, _ := statusOf(code); got != want {
 			t.Errorf("statusOf(%s) = %d, want %d", code, got, want)

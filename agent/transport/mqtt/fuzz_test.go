@@ -38,6 +38,9 @@ func publishProblem(prefix, device, topic string) string {
 	if len(levels) == 3 && levels[0] == prefix && (levels[2] == "query" || levels[2] == "status") {
 		return "a hedge query or status topic"
 	}
+	if len(levels) == 4 && levels[0] == prefix && levels[2] == "query" {
+		return "a hedge caller query topic"
+	}
 	own := prefix + "/" + device + "/"
 	if strings.HasPrefix(topic, own) && !strings.HasPrefix(topic, own+"reply/") {
 		return "hedge's own topic"
@@ -55,7 +58,7 @@ func FuzzDecode(f *testing.F) {
 	const maxReq = 1024
 	tr := &Transport{o: Options{MaxRequestBytes: maxReq}, t: newTopics("hedge", "dev1")}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		r := tr.decode(payload)
+		r := tr.decode(tr.t.query, payload)
 		q := r.q
 		if q.ID == "" {
 			t.Fatalf("decode(%q): no id", payload)
@@ -65,8 +68,13 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("decode(%q): generated id %q", payload, q.ID)
 			}
 		}
-		if q.Transport != "mqtt" || q.Caller != q.ReplyTo {
-			t.Fatalf("decode(%q): transport %q, caller %q, reply_to %q", payload, q.Transport, q.Caller, q.ReplyTo)
+		// The caller is the reply topic less its id level; on a caller
+		// query topic, that topic.
+		if want := strings.TrimSuffix(q.ReplyTo, "/"+q.ID); q.Transport != "mqtt" || q.Caller != want {
+			t.Fatalf("decode(%q): transport %q, caller %q, reply_to %q, want caller %q", payload, q.Transport, q.Caller, q.ReplyTo, want)
+		}
+		if named := tr.decode(tr.t.query+"/app", payload).q; named.Caller != tr.t.query+"/app" || !r.generated && named.ReplyTo != q.ReplyTo {
+			t.Fatalf("decode(%q) on a caller topic: caller %q, reply_to %q", payload, named.Caller, named.ReplyTo)
 		}
 		if q.ReplyTo == "" {
 			if r.err == nil || r.err.Message == "" {

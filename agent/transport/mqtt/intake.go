@@ -25,7 +25,7 @@ func (tr *Transport) onMessage(_ paho.Client, m paho.Message) {
 		// Not acknowledged: the broker delivers it again next session.
 		return
 	}
-	if m.Topic() != tr.t.query || m.Retained() {
+	if !tr.t.isQuery(m.Topic()) || m.Retained() {
 		// A retained request would be answered again at every subscribe.
 		m.Ack()
 		tr.warnLimited("ignored a message that is not a live request", "topic", m.Topic(), "retained", m.Retained())
@@ -151,9 +151,10 @@ type request struct {
 	err *agent.Error
 }
 
-// decode reads a request and resolves its reply topic. q.ReplyTo is "" when
-// no topic can be derived to answer on; the reason is in err.
-func (tr *Transport) decode(payload []byte) request {
+// decode reads a request that came on topic and resolves its reply topic
+// and caller. q.ReplyTo is "" when no topic can be derived to answer on;
+// the reason is in err.
+func (tr *Transport) decode(topic string, payload []byte) request {
 	q, derr := agent.DecodeRequest(payload, tr.o.MaxRequestBytes)
 	if derr != nil && len(payload) <= tr.o.MaxRequestBytes {
 		q.ReplyTo = peekReplyTo(payload)
@@ -163,13 +164,13 @@ func (tr *Transport) decode(payload []byte) request {
 		r.q.ID = newID()
 		r.generated = true
 	}
-	topic, terr := tr.replyTopic(r.q)
-	r.q.ReplyTo = topic
+	reply, terr := tr.replyTopic(r.q)
+	r.q.ReplyTo = reply
 	if r.err == nil {
 		r.err = terr
 	}
 	r.q.Transport = "mqtt"
-	r.q.Caller = topic
+	r.q.Caller = tr.t.caller(topic, reply, r.q.ID)
 	return r
 }
 
@@ -222,7 +223,7 @@ func (tr *Transport) CheckReplyTo(topic string) error {
 }
 
 func (tr *Transport) process(m paho.Message) {
-	r := tr.decode(m.Payload())
+	r := tr.decode(m.Topic(), m.Payload())
 	if tr.answeredBad(r, m) {
 		return
 	}
@@ -331,7 +332,7 @@ func (tr *Transport) answeredBad(r request, m paho.Message) bool {
 // refuseBusy answers a request that waited BusyAfter for room in the queue.
 // A request already answered gets its stored reply instead.
 func (tr *Transport) refuseBusy(m paho.Message) {
-	r := tr.decode(m.Payload())
+	r := tr.decode(m.Topic(), m.Payload())
 	if tr.answeredBad(r, m) {
 		return
 	}

@@ -1,5 +1,6 @@
 // Package mqtt is hedge's MQTT transport: it takes queries published on
-// <prefix>/<device>/query, answers each on its reply_to (or
+// <prefix>/<device>/query (or .../query/<caller>, a caller a broker ACL
+// can vouch for), answers each on its reply_to (or
 // <prefix>/<device>/reply/<id>) at QoS 1, keeps a retained online/offline
 // status with a last will, delivers late cloud answers (agent.Courier) and
 // performs intent actions (agent.Publisher) within an allow-list. It can
@@ -407,7 +408,8 @@ func (tr *Transport) onConnect(c paho.Client) {
 	// A nil callback routes messages to the default handler, which also
 	// gets the messages of the persistent session that arrive before this
 	// subscription is confirmed.
-	if tok := c.Subscribe(tr.t.query, tr.o.QoS, nil); !tok.WaitTimeout(tr.o.ConnectTimeout) || tok.Error() != nil {
+	filters := map[string]byte{tr.t.query: tr.o.QoS, tr.t.callerQueries(): tr.o.QoS}
+	if tok := c.SubscribeMultiple(filters, nil); !tok.WaitTimeout(tr.o.ConnectTimeout) || tok.Error() != nil {
 		tr.log.Error("subscribe failed", "topic", tr.t.query, "err", tok.Error())
 	}
 	c.Publish(tr.t.status, tr.o.QoS, true, "online")

@@ -37,6 +37,38 @@ func newTopics(prefix, device string) topics {
 // defaultReply is the reply topic of a request without reply_to.
 func (t topics) defaultReply(id string) string { return t.replyBase + id }
 
+// callerQueries is the filter of the request topics that name their
+// caller: <prefix>/<device>/query/<caller>.
+func (t topics) callerQueries() string { return t.query + "/+" }
+
+// isQuery reports whether topic is one of this device's request topics:
+// the query topic, or the query topic and one non-empty caller level.
+func (t topics) isQuery(topic string) bool {
+	if topic == t.query {
+		return true
+	}
+	name, ok := strings.CutPrefix(topic, t.query+"/")
+	return ok && name != "" && !strings.Contains(name, "/")
+}
+
+// caller is whom a request on topic with reply topic reply counts against
+// (agent.Query.Caller: cloud budgets). MQTT 3.1.1 tells a subscriber
+// nothing of the publisher, so it is a topic: the request topic when it
+// names a caller, which a broker ACL can tie to the client's login
+// (pattern write hedge/+/query/%u); else the reply topic, less a last
+// level that is the request's id, so that one client's requests share it
+// whatever their ids. Every request without a reply_to shares
+// <prefix>/<device>/reply.
+func (t topics) caller(topic, reply, id string) string {
+	if topic != t.query {
+		return topic
+	}
+	if parent, ok := strings.CutSuffix(reply, "/"+id); ok && parent != "" {
+		return parent
+	}
+	return reply
+}
+
 // topicNameProblem says why s cannot be a topic hedge publishes to; ""
 // when it can. The rules keep hedge connected: a broker disconnects a client
 // that publishes to a malformed topic (wildcards, NUL, bad UTF-8, control
@@ -100,8 +132,9 @@ func idLevelProblem(id string) string {
 }
 
 // ownProblem says why topic must not be written by a client's say-so
-// because it is hedge's own (query or status of any device under the
-// prefix, or anything of this device but its reply subtree); "" otherwise.
+// because it is hedge's own (query, caller query or status of any device
+// under the prefix, or anything of this device but its reply subtree); ""
+// otherwise.
 // Answering onto a query topic would feed hedge its own replies.
 func (t topics) ownProblem(topic string) string {
 	if strings.HasPrefix(topic, t.replyBase) {
@@ -110,7 +143,8 @@ func (t topics) ownProblem(topic string) string {
 	if strings.HasPrefix(topic, t.prefix+"/"+t.device+"/") {
 		return "is one of hedge's own topics"
 	}
-	if filterMatches(t.prefix+"/+/query", topic) || filterMatches(t.prefix+"/+/status", topic) {
+	if filterMatches(t.prefix+"/+/query", topic) || filterMatches(t.prefix+"/+/query/+", topic) ||
+		filterMatches(t.prefix+"/+/status", topic) {
 		return "is a hedge query or status topic"
 	}
 	return ""

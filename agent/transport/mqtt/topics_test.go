@@ -39,10 +39,47 @@ func TestReplyToProblem(t *testing.T) {
 		{"hedge/dev1/sensors", "own"},
 		{"hedge/dev2/query", "query or status"},
 		{"hedge/dev2/status", "query or status"},
+		{"hedge/dev1/query/alice", "own"},
+		{"hedge/dev2/query/alice", "query or status"},
+		{"hedge/dev2/query/alice/1", ""},
 	} {
 		got := tp.replyToProblem(tc.topic)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("replyToProblem(%q) = %q, want %q", tc.topic, got, tc.want)
+		}
+	}
+}
+
+func TestIsQuery(t *testing.T) {
+	tp := newTopics("hedge", "dev1")
+	for topic, want := range map[string]bool{
+		"hedge/dev1/query": true, "hedge/dev1/query/alice": true, "hedge/dev1/query/": false,
+		"hedge/dev1/query/a/b": false, "hedge/dev1/queryx": false, "hedge/dev2/query": false,
+		"hedge/dev2/query/alice": false, "hedge/dev1/reply/1": false,
+	} {
+		if got := tp.isQuery(topic); got != want {
+			t.Errorf("isQuery(%q) = %v, want %v", topic, got, want)
+		}
+	}
+}
+
+// TestCaller: one client's requests share a caller whatever their ids,
+// and a caller topic names its caller whatever the reply topic.
+func TestCaller(t *testing.T) {
+	tp := newTopics("hedge", "dev1")
+	for _, tc := range []struct{ topic, reply, id, want string }{
+		{"hedge/dev1/query", "hedge/dev1/reply/1", "1", "hedge/dev1/reply"},
+		{"hedge/dev1/query", "hedge/dev1/reply/2", "2", "hedge/dev1/reply"},
+		{"hedge/dev1/query", "kitchen/replies/42", "42", "kitchen/replies"},
+		{"hedge/dev1/query", "kitchen/replies/43", "43", "kitchen/replies"},
+		{"hedge/dev1/query", "kitchen/answers", "44", "kitchen/answers"},
+		{"hedge/dev1/query", "kitchen/x42", "42", "kitchen/x42"},
+		{"hedge/dev1/query", "42", "42", "42"},
+		{"hedge/dev1/query/alice", "replies/alice/7", "7", "hedge/dev1/query/alice"},
+		{"hedge/dev1/query/alice", "hedge/dev1/reply/8", "8", "hedge/dev1/query/alice"},
+	} {
+		if got := tp.caller(tc.topic, tc.reply, tc.id); got != tc.want {
+			t.Errorf("caller(%q, %q, %q) = %q, want %q", tc.topic, tc.reply, tc.id, got, tc.want)
 		}
 	}
 }
