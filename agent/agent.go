@@ -72,6 +72,10 @@ type Agent struct {
 	mu       sync.Mutex
 	draining bool
 	inflight sync.WaitGroup
+	// started holds when each query in flight began, by admission number,
+	// for Stalled.
+	started map[uint64]time.Time
+	seq     uint64
 	// hard is cancelled when the shutdown grace has passed.
 	hard       context.Context
 	hardCancel context.CancelFunc
@@ -89,7 +93,7 @@ func New(o Options) *Agent {
 		o.ShutdownGrace = 10 * time.Second
 	}
 	hard, cancel := context.WithCancel(context.Background())
-	return &Agent{o: o, log: o.Log.With("component", "agent"), hard: hard, hardCancel: cancel}
+	return &Agent{o: o, log: o.Log.With("component", "agent"), hard: hard, hardCancel: cancel, started: map[uint64]time.Time{}}
 }
 
 var _ Handler = (*Agent)(nil)
@@ -101,9 +105,9 @@ var errShutdown = errors.New("agent is shutting down")
 func (a *Agent) Handle(ctx context.Context, q Query, emit func(string)) Answer {
 	start := time.Now()
 	var ans Answer
-	if a.admit() {
+	if n, ok := a.admit(); ok {
 		ans = a.handle(ctx, q, emit)
-		a.inflight.Done()
+		a.finish(n)
 	} else {
 		ans = ErrorAnswer(q.ID, Errorf(CodeShuttingDown, "hedge is shutting down; retry later"))
 	}
@@ -120,16 +124,47 @@ func (a *Agent) Handle(ctx context.Context, q Query, emit func(string)) Answer {
 	return ans
 }
 
-// admit reports whether a query may start, and counts it in flight when it
-// may; it may not once draining began.
-func (a *Agent) admit() bool {
+// admit reports whether a query may start, and counts it in flight under
+// the number it returns when it may; it may not once draining began.
+func (a *Agent) admit() (uint64, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.draining {
-		return false
+		return 0, false
 	}
 	a.inflight.Add(1)
-	return true
+	a.seq++
+	a.started[a.seq] = time.Now()
+	return a.seq, true
+}
+
+// finish counts query n out of flight.
+func (a *Agent) finish(n uint64) {
+	a.mu.Lock()
+	delete(a.started, n)
+	a.mu.Unlock()
+	a.inflight.Done()
+}
+
+// Stalled reports whether a query has been in flight longer than bound, and
+// how long the oldest has been. A query is bounded by
+// limits.request_timeout; one held far past it means a tier that no longer
+// returns (or a transport that no longer takes its reply), which the
+// watchdog and /readyz report.
+func (a *Agent) Stalled(bound time.Duration) (oldest time.Duration, stalled bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.started {
+		oldest = max(oldest, time.Since(t))
+	}
+	return oldest, oldest > bound
+}
+
+// StallBound is how long a query may be in flight before Stalled reports
+// it: twice the request timeout, and at least 10 s (a request that ends at
+// its timeout still has its reply to write).
+func StallBound(requestTimeout time.Duration) time.Duration {
+	return max(2*requestTimeout, 10*time.Second)
 }
 
 func (a *Agent) handle(ctx context.Context, q Query, emit func(string)) Answer {
@@ -152,10 +187,18 @@ func (a *Agent) handle(ctx context.Context, q Query, emit func(string)) Answer {
 	}
 	ans, err := a.route(ctx, q, emit)
 	if err != nil {
-		return ErrorAnswer(q.ID, a.classifyErr(ctx, err))
+		ea := ErrorAnswer(q.ID, a.classifyErr(ctx, err))
+		// An error reply may still promise a late answer: its escalation
+		// is in the outbox. The field says so, not only the message.
+		ea.Queued = errors.Is(err, errQueued)
+		return ea
 	}
 	return ans
 }
+
+// errQueued marks the error of a query whose escalation was stored: the
+// cloud answer follows on reply_to, and the error reply says queued.
+var errQueued = errors.New("the escalation is queued")
 
 func (a *Agent) classifyErr(ctx context.Context, err error) *Error {
 	var e *Error
@@ -290,7 +333,11 @@ func (a *Agent) execute(ctx context.Context, q Query, s Situation, plan *Plan, e
 			plan.Queue = false
 		}
 	}
-	return a.answerLocally(ctx, q, s, *plan, emit, refused)
+	ans, err := a.answerLocally(ctx, q, s, *plan, emit, refused)
+	if err != nil && plan.Queue {
+		err = fmt.Errorf("%w (%w)", err, errQueued)
+	}
+	return ans, err
 }
 
 // escalate asks the cloud; streamed reports whether any of its text went

@@ -359,7 +359,9 @@ func TestHandleCloudRefusalNotDeferred(t *testing.T) {
 		{"refused, llm answers", refusal, &gen{text: "local"}, TierLLM, "", "cloud_config", false},
 		{"refused, no local tier", refusal, nil, "", CodeCloudConfig, "", false},
 		{"link down, llm answers", errors.New("connection refused"), &gen{text: "local"}, TierLLM, "", "offline", true},
-		{"link down, no local tier", errors.New("connection refused"), nil, "", CodeNoTier, "", false},
+		// The error reply says in a field that the cloud answer follows.
+		{"link down, no local tier", errors.New("connection refused"), nil, "", CodeNoTier, "", true},
+		{"link down, llm fails", errors.New("connection refused"), &gen{err: ErrBusy}, "", CodeBusy, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := &cloud{state: CloudReady, gen: gen{err: tc.err}}

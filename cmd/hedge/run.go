@@ -200,17 +200,16 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	if _, err := platform.Notify("READY=1"); err != nil {
 		log.Warn("sd_notify failed", "err", err)
 	}
-	// The watchdog pings only while the store answers and hedge is not
-	// shutting down, so systemd restarts a hedge that hangs.
+	// The watchdog pings only while the store answers, no query is held
+	// far past its timeout and hedge is not shutting down, so systemd
+	// restarts a hedge that hangs; /readyz reports the same pipeline.
 	// It ends with run, not only with ctx: a transport that fails returns
 	// from run with ctx still live, and the store closes behind it.
 	watchCtx, stopWatchdog := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	defer func() { stopWatchdog(); <-watchDone }()
-	healthy := func() bool {
-		_, _, err := st.OutboxStats(watchCtx)
-		return err == nil && watchCtx.Err() == nil
-	}
+	healthy := pipelineHealth(watchCtx, st, a, agent.StallBound(cfg.Limits.RequestTimeout))
+	ready.Watch("pipeline", healthy)
 	go func() {
 		defer close(watchDone)
 		if err := platform.Watchdog(watchCtx, healthy, log); err != nil {

@@ -24,6 +24,13 @@ type apiError struct {
 
 type errorReply struct {
 	Error apiError `json:"error"`
+	// Hedge carries routing facts an error reply still has: queued, when
+	// the escalation is stored and its answer will be in the cache.
+	Hedge *errorFacts `json:"hedge,omitempty"`
+}
+
+type errorFacts struct {
+	Queued bool `json:"queued"`
 }
 
 func writeError(w http.ResponseWriter, status int, typ, code, msg, param string) {
@@ -31,11 +38,15 @@ func writeError(w http.ResponseWriter, status int, typ, code, msg, param string)
 	if param != "" {
 		e.Param = &param
 	}
+	writeErrorReply(w, status, errorReply{Error: e})
+}
+
+func writeErrorReply(w http.ResponseWriter, status int, r errorReply) {
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, errorReply{Error: e})
+	writeJSON(w, status, r)
 }
 
 // statusOf maps an agent error code to the HTTP status and OpenAI error type
@@ -62,7 +73,12 @@ func statusOf(c agent.ErrorCode) (int, string) {
 	return http.StatusInternalServerError, typeServer
 }
 
-func writeAgentError(w http.ResponseWriter, e *agent.Error) {
-	status, typ := statusOf(e.Code)
-	writeError(w, status, typ, string(e.Code), e.Message, "")
+// writeAgentError writes the error reply of an answer whose Error is set.
+func writeAgentError(w http.ResponseWriter, a agent.Answer) {
+	status, typ := statusOf(a.Error.Code)
+	r := errorReply{Error: apiError{Message: a.Error.Message, Type: typ, Code: string(a.Error.Code)}}
+	if a.Queued {
+		r.Hedge = &errorFacts{Queued: true}
+	}
+	writeErrorReply(w, status, r)
 }

@@ -12,8 +12,9 @@ import (
 // not. hedge is ready when every part it has heard of is. It is safe for
 // concurrent use.
 type Readiness struct {
-	mu    sync.Mutex
-	parts map[string]bool
+	mu     sync.Mutex
+	parts  map[string]bool
+	checks map[string]func() bool
 }
 
 // NewReadiness returns a registry in which each named part starts not ready,
@@ -33,13 +34,30 @@ func (r *Readiness) Set(part string, ready bool) {
 	r.mu.Unlock()
 }
 
+// Watch makes part's readiness what check reports at each Status; check
+// must be quick and safe for concurrent use.
+func (r *Readiness) Watch(part string, check func() bool) {
+	r.mu.Lock()
+	if r.checks == nil {
+		r.checks = map[string]func() bool{}
+	}
+	r.checks[part] = check
+	r.mu.Unlock()
+}
+
 // Status reports whether every part is ready, every part's state, and the
 // parts that are not ready, sorted by name.
 func (r *Readiness) Status() (ready bool, parts map[string]bool, notReady []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	parts = make(map[string]bool, len(r.parts))
+	parts = make(map[string]bool, len(r.parts)+len(r.checks))
+	for p, check := range r.checks {
+		parts[p] = check()
+	}
 	for p, ok := range r.parts {
+		parts[p] = ok
+	}
+	for p, ok := range parts {
 		parts[p] = ok
 		if !ok {
 			notReady = append(notReady, p)

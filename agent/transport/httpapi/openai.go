@@ -245,7 +245,7 @@ func (s *Server) chat(h agent.Handler) http.HandlerFunc {
 		ans := h.Handle(r.Context(), q, nil)
 		if ans.Error != nil {
 			s.extendWrite(rc)
-			writeAgentError(w, ans.Error)
+			writeAgentError(w, ans)
 			return
 		}
 		s.extendWrite(rc)

@@ -500,3 +500,23 @@ func streamed(st *openai.ChatCompletionStream) (string, error) {
 	text, _, err := streamedFinish(st)
 	return text, err
 }
+
+// TestQueuedErrorSaysSo: with the cloud link down and no local tier, the
+// escalation is stored and the 503 says so in a field, not only in words.
+func TestQueuedErrorSaysSo(t *testing.T) {
+	down := &fakeCloud{fakeGen: fakeGen{text: cloudAnswer}, state: agent.CloudDown}
+	r := serve(t, Options{}, newAgent(t, tiers{cloud: down}, nil))
+	resp, raw := do(t, "POST", r.URL()+"/v1/chat/completions", "", `{"model":"hedge-auto","messages":[{"role":"user","content":"what is the weather"}]}`)
+	var er errorReply
+	if err := json.Unmarshal([]byte(raw), &er); err != nil {
+		t.Fatalf("error body %q: %v", raw, err)
+	}
+	if resp.StatusCode != 503 || er.Error.Code != "no_tier" || er.Hedge == nil || !er.Hedge.Queued {
+		t.Fatalf("status %d %s, want 503 no_tier with hedge.queued", resp.StatusCode, raw)
+	}
+	// Not queued: no hedge object.
+	r2 := serve(t, Options{}, newAgent(t, tiers{}, nil))
+	if _, raw := do(t, "POST", r2.URL()+"/v1/chat/completions", "", `{"model":"hedge-auto","messages":[{"role":"user","content":"what is the weather"}]}`); strings.Contains(raw, `"hedge"`) {
+		t.Fatalf("unqueued error carries hedge facts: %s", raw)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,6 +189,17 @@ func TestReadinessTransitions(t *testing.T) {
 		t.Fatalf("slm reloading: %d %+v", code, rr)
 	}
 	ready.Set("slm", true)
+	// A watched part is read at every request: a wedged pipeline.
+	var wedged atomic.Bool
+	ready.Watch("pipeline", func() bool { return !wedged.Load() })
+	if code, _ := get(); code != 200 {
+		t.Fatalf("pipeline healthy: %d, want 200", code)
+	}
+	wedged.Store(true)
+	if code, rr := get(); code != 503 || strings.Join(rr.NotReady, ",") != "pipeline" || rr.Parts["pipeline"] {
+		t.Fatalf("pipeline wedged: %d %+v, want 503 naming pipeline", code, rr)
+	}
+	wedged.Store(false)
 	if resp, raw := do(t, "GET", r.URL()+"/healthz", "", ""); resp.StatusCode != 200 || !strings.Contains(raw, "alive") {
 		t.Fatalf("healthz %d %s", resp.StatusCode, raw)
 	}

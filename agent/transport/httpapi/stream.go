@@ -47,7 +47,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	if ans.Error != nil {
 		if !st.started {
 			s.extendWrite(rc)
-			writeAgentError(w, ans.Error)
+			writeAgentError(w, ans)
 			return
 		}
 		_, typ := statusOf(ans.Error.Code)
