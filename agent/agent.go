@@ -25,6 +25,10 @@ type Options struct {
 	// begins before they are cancelled with a shutting_down reply.
 	ShutdownGrace time.Duration
 
+	// Memory keeps conversations: a query naming one gets its turns as
+	// history. nil: every query stands alone.
+	Memory Memory
+
 	Cache    Cache
 	CacheTTL time.Duration
 	// CacheVersion is mixed into every cache key so that answers of an old
@@ -185,7 +189,10 @@ func (a *Agent) handle(ctx context.Context, q Query, emit func(string)) Answer {
 		ctx, c = context.WithTimeout(ctx, a.o.RequestTimeout)
 		defer c()
 	}
-	ans, err := a.route(ctx, q, emit)
+	if q.Op != OpAsk {
+		return a.operate(ctx, q)
+	}
+	ans, err := a.converse(ctx, q, emit)
 	if err != nil {
 		ea := ErrorAnswer(q.ID, a.classifyErr(ctx, err))
 		// An error reply may still promise a late answer: its escalation
@@ -218,14 +225,49 @@ func (a *Agent) classifyErr(ctx context.Context, err error) *Error {
 	return Errorf(CodeInternal, "%v", err)
 }
 
+// converse answers q within its conversation: the turns so far are q's
+// history for every tier, and the exchange becomes the next turn. Without
+// a conversation (or a Memory) q stands alone, unless the transport brought
+// its history itself.
+func (a *Agent) converse(ctx context.Context, q Query, emit func(string)) (Answer, error) {
+	if q.Conversation != "" && len(q.History) > 0 {
+		return Answer{}, Errorf(CodeBadRequest, "a request names a conversation or carries its earlier turns, not both")
+	}
+	if q.Conversation == "" || a.o.Memory == nil {
+		return a.route(ctx, q, emit)
+	}
+	hist, err := a.o.Memory.History(ctx, q.Caller, q.Conversation)
+	if err != nil {
+		// Answering without the history beats failing the question.
+		a.log.Warn("conversation unreadable; answering without its history", "err", err)
+	}
+	q.History = hist
+	ans, err := a.route(ctx, q, emit)
+	if err != nil {
+		return ans, err
+	}
+	t := Turn{User: q.Text, Answer: ans.Answer, Tier: ans.Tier, Intent: ans.Intent, CloudUser: ans.CloudPrompt, CloudAnswer: ans.CloudText}
+	if err := a.o.Memory.Append(ctx, q.Caller, q.Conversation, t); err != nil {
+		a.log.Warn("conversation turn not kept", "err", err)
+	}
+	return ans, nil
+}
+
+// route answers q from the cheapest tier that can. A turn after the first
+// of a conversation is never answered from the cache: its answer may
+// depend on the history, which the cache key does not hold. An accepted
+// intent still answers it on the SLM, whose answers ignore the history.
 func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, error) {
-	if hit, ok := a.cached(ctx, q); ok {
-		hit.Reason = "cached answer from tier " + string(hit.Tier)
-		hit.Tier = TierCache
-		if emit != nil {
-			emit(hit.Answer)
+	stateless := len(q.History) == 0
+	if stateless {
+		if hit, ok := a.cached(ctx, q); ok {
+			hit.Reason = "cached answer from tier " + string(hit.Tier)
+			hit.Tier = TierCache
+			if emit != nil {
+				emit(hit.Answer)
+			}
+			return hit, nil
 		}
-		return hit, nil
 	}
 
 	s := Situation{Prefer: q.Prefer, DefaultThreshold: a.o.DefaultThreshold, HaveLLM: a.o.LLM != nil}
@@ -249,7 +291,7 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 	// vector says two texts mean the same to it, which is evidence enough
 	// for an intent it knows, not for two open questions ("the capital of
 	// France", "the capital of Spain") that merely both fall outside.
-	semantic := a.o.Semantic != nil && a.o.SemanticThreshold > 0 && s.Accepted() && len(s.Intent.Vector) > 0 && !volatile
+	semantic := stateless && a.o.Semantic != nil && a.o.SemanticThreshold > 0 && s.Accepted() && len(s.Intent.Vector) > 0 && !volatile
 	if semantic {
 		if hit, ok := a.near(ctx, q, s.Intent); ok {
 			hit.Reason = "cached answer of a near-duplicate query, from tier " + string(hit.Tier)
@@ -278,7 +320,9 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 	ans.Degraded = plan.Degraded
 	ans.Queued = plan.Queue
 
-	if a.o.Cache != nil && !volatile && !ans.Queued && ans.Degraded == "" && ans.Answer != "" {
+	// A later turn's answer is kept only from the SLM, which ignored the
+	// history: any other may hang on what was said before.
+	if a.o.Cache != nil && !volatile && !ans.Queued && ans.Degraded == "" && ans.Answer != "" && (stateless || ans.Tier == TierSLM) {
 		ttl := a.o.CacheTTL
 		if s.SpecKnown && s.Spec.CacheTTL > 0 {
 			ttl = s.Spec.CacheTTL

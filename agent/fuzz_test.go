@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 )
@@ -24,7 +25,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		for _, max := range []int{0, MaxRequestBytes(fuzzLimits.MaxQueryBytes), 64} {
 			q, e := DecodeRequest(data, max)
 			q2, e2 := DecodeRequest(data, max)
-			if q != q2 || (e == nil) != (e2 == nil) || e != nil && *e != *e2 {
+			if !reflect.DeepEqual(q, q2) || (e == nil) != (e2 == nil) || e != nil && *e != *e2 {
 				t.Fatalf("DecodeRequest(%q) is not deterministic: %+v %v, then %+v %v", data, q, e, q2, e2)
 			}
 			line := bytes.TrimRight(data, "\r\n")
@@ -45,7 +46,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if trimmed := bytes.TrimLeft(line, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 				// A text line is the question, byte for byte.
-				if q != (Query{Text: string(line)}) {
+				if !reflect.DeepEqual(q, Query{Text: string(line)}) {
 					t.Fatalf("text line %q decoded to %+v", data, q)
 				}
 			}
@@ -72,7 +73,7 @@ func checkDecodeError(t *testing.T, data []byte, max int, q Query, e *Error) {
 		t.Fatalf("DecodeRequest(%q, %d) = %v; too large: %v", data, max, e, tooLarge)
 	case e.Message == "" || !utf8.ValidString(e.Message):
 		t.Fatalf("DecodeRequest(%q) error message %q", data, e.Message)
-	case q != (Query{ID: q.ID}):
+	case !reflect.DeepEqual(q, Query{ID: q.ID}):
 		t.Fatalf("DecodeRequest(%q) failed with %v but returned %+v; only the id belongs in an error", data, e, q)
 	case !utf8.ValidString(q.ID) || len(q.ID) > 256:
 		t.Fatalf("DecodeRequest(%q) echoes the id %q", data, q.ID)
@@ -124,7 +125,7 @@ func FuzzRequestRoundTrip(f *testing.F) {
 		if e != nil {
 			t.Fatalf("DecodeRequest(%s) of a valid query: %v", line, e)
 		}
-		if got != q {
+		if !reflect.DeepEqual(got, q) {
 			t.Fatalf("round trip of %+v gave %+v", q, got)
 		}
 	})

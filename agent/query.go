@@ -52,6 +52,9 @@ type Query struct {
 	MaxTokens    int    `json:"max_tokens,omitempty"`
 	// Stream asks for tokens as they are produced (chunks before the reply).
 	Stream bool `json:"stream,omitempty"`
+	// Op is what the request asks besides a question (OpConversationShow,
+	// OpConversationRm); "" asks Text.
+	Op string `json:"op,omitempty"`
 
 	// Transport and Caller are set by the transport, never by the client:
 	// the transport's name ("socket", "mqtt", "http") and who asked, the
@@ -59,6 +62,13 @@ type Query struct {
 	// docs/mqtt.md), used for metrics and per-caller budgets.
 	Transport string `json:"-"`
 	Caller    string `json:"-"`
+
+	// History is the conversation so far, oldest turn first: the agent
+	// loads it from Memory for a Conversation, or a transport that carries
+	// the history itself (OpenAI's messages) sets it. System, when set,
+	// replaces the configured system prompt (an OpenAI system message).
+	History []Turn `json:"-"`
+	System  string `json:"-"`
 }
 
 // Scored is one candidate intent with its calibrated probability.
@@ -83,6 +93,13 @@ type Answer struct {
 	// context) rather than at an end of its own: the answer is cut short.
 	// OpenAI's finish_reason "length". Templated (SLM) answers never are.
 	Truncated bool `json:"truncated,omitempty"`
+	// HistoryTruncated is set when the oldest turns of the conversation
+	// were left out because the history did not fit the model's context.
+	HistoryTruncated bool `json:"history_truncated,omitempty"`
+	// CloudPrompt and CloudText are what the cloud was sent and answered,
+	// with placeholders, kept as the conversation's turn; never on the wire.
+	CloudPrompt string `json:"-"`
+	CloudText   string `json:"-"`
 	// Degraded says why the answer is not from the tier the policy wanted:
 	// "offline" (cloud link down), "budget" (cloud budget spent),
 	// "private" (the text holds data that must stay on the device),
@@ -99,7 +116,9 @@ type Answer struct {
 	Entities   map[string]int `json:"entities,omitempty"`
 	// Reason is a short, human-readable why for the tier choice.
 	Reason string `json:"reason,omitempty"`
-	Error  *Error `json:"error,omitempty"`
+	// Turns is a conversation's turns, the reply to OpConversationShow.
+	Turns []Turn `json:"turns,omitempty"`
+	Error *Error `json:"error,omitempty"`
 }
 
 // ErrorCode is the machine-readable kind of an error reply.
@@ -157,6 +176,9 @@ func (q *Query) Validate(l Limits) *Error {
 	if len(q.ID) > 256 {
 		return Errorf(CodeBadRequest, "id is %d bytes, the limit is 256", len(q.ID))
 	}
+	if len(q.Conversation) > MaxConversationBytes {
+		return Errorf(CodeBadRequest, "conversation is %d bytes, the limit is %d", len(q.Conversation), MaxConversationBytes)
+	}
 	if len(q.ReplyTo) > 1024 {
 		return Errorf(CodeBadRequest, "reply_to is %d bytes, the limit is 1024", len(q.ReplyTo))
 	}
@@ -168,7 +190,7 @@ func (q *Query) Validate(l Limits) *Error {
 			return Errorf(CodeBadRequest, "%s holds the control character U+%04X", f.name, r)
 		}
 	}
-	if isBlank(q.Text) {
+	if isBlank(q.Text) && q.Op == OpAsk {
 		return Errorf(CodeBadRequest, "text is empty")
 	}
 	if !q.Prefer.Valid() {

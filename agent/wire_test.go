@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -67,7 +68,7 @@ func TestDecodeRequest(t *testing.T) {
 				if e != nil {
 					t.Fatalf("DecodeRequest(%q) error %v, want %+v", tc.in, e, tc.want)
 				}
-				if q != tc.want {
+				if !reflect.DeepEqual(q, tc.want) {
 					t.Fatalf("DecodeRequest(%q) = %+v, want %+v", tc.in, q, tc.want)
 				}
 				return

@@ -209,7 +209,7 @@ func (b *Bridge) Check(ctx context.Context, q agent.Query) agent.CloudState {
 	// Check runs for every query, also those the policy answers locally
 	// anyway, so it counts nothing: the agent's replies (degraded
 	// "private", "budget") say what the cloud was denied.
-	if b.anon.KeepsLocal() && b.anon.Anonymize(q.Text).Private() {
+	if b.anon.KeepsLocal() && b.anonymizeQuery(q).Private() {
 		return agent.CloudPrivate
 	}
 	spent, err := b.spent(ctx, q.Caller)
@@ -230,7 +230,7 @@ func (b *Bridge) Check(ctx context.Context, q agent.Query) agent.CloudState {
 // set and streaming is configured, receives restored pieces as they come.
 // It fails at once with ErrUnavailable while the circuit is open.
 func (b *Bridge) Generate(ctx context.Context, q agent.Query, emit func(string)) (agent.Answer, error) {
-	r := b.anon.Anonymize(q.Text)
+	r := b.anonymizeQuery(q)
 	if r.Private() {
 		return agent.Answer{}, fmt.Errorf("cloud escalation: %w (%s)", ErrPrivate, kindList(r.KeepLocal))
 	}
@@ -249,19 +249,53 @@ func (b *Bridge) Generate(ctx context.Context, q agent.Query, emit func(string))
 	}
 	b.count(func(s *Stats) { s.Escalations++ })
 	return agent.Answer{
-		Answer:     anonymize.Restore(rep.Text, r.Mapping),
-		Tier:       agent.TierCloud,
-		Model:      rep.Model,
-		Truncated:  rep.Truncated,
-		Anonymized: true,
-		Entities:   r.CountsByName(),
+		Answer:      anonymize.Restore(rep.Text, r.Mapping),
+		Tier:        agent.TierCloud,
+		Model:       rep.Model,
+		Truncated:   rep.Truncated,
+		Anonymized:  true,
+		Entities:    r.CountsByName(),
+		CloudPrompt: r.Text,
+		CloudText:   rep.Text,
 	}, nil
+}
+
+// anonymized is a query as the cloud sees it: the question, the earlier
+// turns and the query's own system prompt, all with placeholders from one
+// mapping, which restores the answer.
+type anonymized struct {
+	anonymize.Result
+	System string     `json:"system,omitempty"`
+	Prior  []exchange `json:"prior,omitempty"`
+}
+
+// exchange is one earlier turn, anonymized.
+type exchange struct {
+	User   string `json:"user"`
+	Answer string `json:"answer"`
+}
+
+// anonymizeQuery anonymizes q's whole conversation at once, so a value
+// keeps its placeholder across the turns: the [PERSON_1] of the first turn
+// is the [PERSON_1] of the third, and the answer restores either.
+func (b *Bridge) anonymizeQuery(q agent.Query) anonymized {
+	texts := make([]string, 0, 2+2*len(q.History))
+	texts = append(texts, q.System)
+	for _, t := range q.History {
+		texts = append(texts, t.User, t.Answer)
+	}
+	out, r := b.anon.AnonymizeAll(append(texts, q.Text))
+	a := anonymized{Result: r, System: out[0]}
+	for i := range q.History {
+		a.Prior = append(a.Prior, exchange{User: out[1+2*i], Answer: out[2+2*i]})
+	}
+	return a
 }
 
 // call sends an anonymized text the breaker allowed, keeping the breaker,
 // the budget and the stats up to date. A trial that cannot go (budget)
 // gives its turn back.
-func (b *Bridge) call(ctx context.Context, caller string, r anonymize.Result, maxTokens int, trial bool, emit func(string)) (reply, error) {
+func (b *Bridge) call(ctx context.Context, caller string, r anonymized, maxTokens int, trial bool, emit func(string)) (reply, error) {
 	if err := b.reserve(ctx, caller); err != nil {
 		if trial {
 			b.br.abort()
@@ -281,7 +315,7 @@ func (b *Bridge) call(ctx context.Context, caller string, r anonymize.Result, ma
 			}
 		}
 	}
-	rep, err := b.cl.chat(ctx, r.Text, maxTokens, pieces)
+	rep, err := b.cl.chat(ctx, r, maxTokens, pieces)
 	if err != nil {
 		var ce *callError
 		if errors.As(err, &ce) {

@@ -1,6 +1,7 @@
 package cloudbridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,29 @@ func newClient(o clientOptions) *client {
 	}
 }
 
+// messages is the chat the cloud is sent for a: the system prompt (the
+// query's own, else the configured one), the earlier turns, the question.
+func (c *client) messages(a anonymized) []openai.ChatCompletionMessage {
+	var m []openai.ChatCompletionMessage
+	if sys := cmp.Or(a.System, c.prompt); sys != "" {
+		m = append(m, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem, Content: sys})
+	}
+	for _, t := range a.Prior {
+		m = append(m, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: t.User},
+			openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: t.Answer})
+	}
+	return append(m, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: a.Text})
+}
+
+// sent is the text of the messages, for estimating their tokens.
+func sent(m []openai.ChatCompletionMessage) string {
+	var b strings.Builder
+	for _, msg := range m {
+		b.WriteString(msg.Content)
+	}
+	return b.String()
+}
+
 // reply is one cloud answer.
 type reply struct {
 	Text   string
@@ -147,22 +171,12 @@ type reply struct {
 
 // chat sends text (already anonymized) and returns the answer. With emit
 // set it streams, handing each piece to emit as it arrives.
-func (c *client) chat(ctx context.Context, text string, maxTokens int, emit func(string)) (reply, error) {
+func (c *client) chat(ctx context.Context, a anonymized, maxTokens int, emit func(string)) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	ri := &respInfo{}
 	ctx = context.WithValue(ctx, respInfoKey{}, ri)
-	req := openai.ChatCompletionRequest{
-		Model:     c.model,
-		MaxTokens: maxTokens,
-		Messages: []openai.ChatCompletionMessage{
-			{Role: openai.ChatMessageRoleSystem, Content: c.prompt},
-			{Role: openai.ChatMessageRoleUser, Content: text},
-		},
-	}
-	if c.prompt == "" {
-		req.Messages = req.Messages[1:]
-	}
+	req := openai.ChatCompletionRequest{Model: c.model, MaxTokens: maxTokens, Messages: c.messages(a)}
 	if emit == nil {
 		resp, err := c.api.CreateChatCompletion(ctx, req)
 		if err != nil {
@@ -174,7 +188,7 @@ func (c *client) chat(ctx context.Context, text string, maxTokens int, emit func
 		ch := resp.Choices[0]
 		r := reply{Text: ch.Message.Content, Model: resp.Model, Tokens: resp.Usage.TotalTokens, Truncated: ch.FinishReason == openai.FinishReasonLength}
 		if r.Tokens <= 0 {
-			r.Tokens = estimateTokens(c.prompt + text + r.Text)
+			r.Tokens = estimateTokens(sent(req.Messages) + r.Text)
 		}
 		return r, nil
 	}
@@ -223,7 +237,7 @@ func (c *client) chat(ctx context.Context, text string, maxTokens int, emit func
 	}
 	r.Text = b.String()
 	if r.Tokens <= 0 {
-		r.Tokens = estimateTokens(c.prompt + text + r.Text)
+		r.Tokens = estimateTokens(sent(req.Messages) + r.Text)
 	}
 	return r, nil
 }

@@ -60,10 +60,11 @@ type chatRequest struct {
 	} `json:"messages"`
 }
 
+// user is the last user message: the question, after any earlier turns.
 func (r chatRequest) user() string {
-	for _, m := range r.Messages {
-		if m.Role == "user" {
-			return m.Content
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role == "user" {
+			return r.Messages[i].Content
 		}
 	}
 	return ""

@@ -29,6 +29,11 @@ type deferred struct {
 	// max_tokens included: the late answer is cached under it.
 	CacheKey string    `json:"cache_key"`
 	Queued   time.Time `json:"queued"`
+	// System and Prior are the query's own system prompt and the earlier
+	// turns of its conversation, anonymized with Mapping (absent in
+	// entries queued before conversations).
+	System string     `json:"system,omitempty"`
+	Prior  []exchange `json:"prior,omitempty"`
 }
 
 const deferredVersion = 1
@@ -38,14 +43,14 @@ const deferredVersion = 1
 // queued twice (same id, caller, reply_to and text) is stored once. When
 // the outbox is full the oldest entries are dropped to make room.
 func (b *Bridge) Defer(ctx context.Context, q agent.Query) error {
-	r := b.anon.Anonymize(q.Text)
+	r := b.anonymizeQuery(q)
 	if r.Private() {
 		return fmt.Errorf("queue cloud escalation: %w (%s)", ErrPrivate, kindList(r.KeepLocal))
 	}
 	now := b.o.State.Now()
 	payload, err := json.Marshal(deferred{
 		V: deferredVersion, ID: q.ID, Text: r.Text, Mapping: r.Mapping, Entities: r.CountsByName(),
-		Caller: q.Caller, MaxTokens: q.MaxTokens,
+		Caller: q.Caller, MaxTokens: q.MaxTokens, System: r.System, Prior: r.Prior,
 		CacheKey: agent.CacheKey(q, agent.TierCloud, b.o.CacheVersion), Queued: now,
 	})
 	if err != nil {
@@ -225,7 +230,7 @@ func (b *Bridge) ask(ctx context.Context, e store.OutboxEntry, p deferred) (agen
 		b.release(ctx, e.Key, b.br.retryAt())
 		return agent.Answer{}, false
 	}
-	r := anonymize.Result{Text: p.Text, Mapping: p.Mapping, Counts: map[anonymize.Kind]int{}}
+	r := anonymized{Result: anonymize.Result{Text: p.Text, Mapping: p.Mapping, Counts: map[anonymize.Kind]int{}}, System: p.System, Prior: p.Prior}
 	for k, n := range p.Entities {
 		r.Counts[anonymize.Kind(k)] = n
 	}

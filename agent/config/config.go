@@ -37,6 +37,8 @@ type Config struct {
 	MQTT     MQTT   `yaml:"mqtt"`
 	HTTP     HTTP   `yaml:"http"`
 	Cloud    Cloud  `yaml:"cloud"`
+
+	Conversation Conversation `yaml:"conversation"`
 }
 
 // Log configures log/slog.
@@ -85,6 +87,7 @@ func Default() Config {
 	c.MQTT = defaultMQTT()
 	c.HTTP = defaultHTTP()
 	c.Cloud = defaultCloud()
+	c.Conversation = defaultConversation()
 	return c
 }
 
@@ -468,6 +471,7 @@ func (c *Config) Validate() error {
 	p = append(p, c.MQTT.validate()...)
 	p = append(p, c.HTTP.validate()...)
 	p = append(p, c.Cloud.validate()...)
+	p = append(p, c.Conversation.validate()...)
 	if len(p) > 0 {
 		return p
 	}

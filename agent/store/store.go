@@ -31,6 +31,8 @@
 //	done_t       acked|key → ∅
 //	counter      key → value, expires
 //	counter_exp  expires|key → ∅
+//	conv         key → expires, record      (conversations; added to schema 1
+//	conv_exp     expires|key → ∅             files that lack them at open)
 package store
 
 import (
@@ -177,8 +179,13 @@ var (
 	bDoneT      = []byte("done_t")
 	bCounter    = []byte("counter")
 	bCounterExp = []byte("counter_exp")
+	bConv       = []byte("conv")
+	bConvExp    = []byte("conv_exp")
 
 	allBuckets = [][]byte{bMeta, bCache, bCacheExp, bVec, bReply, bReplyT, bOutbox, bOutboxSeq, bOutboxExp, bDone, bDoneT, bCounter, bCounterExp}
+	// addedBuckets came after a schema's first release: a file without
+	// them is of the same schema and gets them at open.
+	addedBuckets = [][]byte{bConv, bConvExp}
 
 	kSchema      = []byte("schema")
 	kCacheN      = []byte("n.cache")
@@ -258,11 +265,14 @@ func initSchema(db *bolt.DB, path string) error {
 		}
 		return nil
 	})
-	if err != nil || !fresh {
+	if err != nil {
 		return err
 	}
+	if !fresh {
+		return addBuckets(db, path)
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
+		for _, name := range append(allBuckets, addedBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -271,6 +281,33 @@ func initSchema(db *bolt.DB, path string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("open store: initialize %s: %w", path, err)
+	}
+	return nil
+}
+
+// addBuckets creates the addedBuckets a file lacks; it writes nothing when
+// it has them all.
+func addBuckets(db *bolt.DB, path string) error {
+	missing := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		for _, name := range addedBuckets {
+			missing = missing || tx.Bucket(name) == nil
+		}
+		return nil
+	})
+	if !missing {
+		return nil
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range addedBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open store: add buckets to %s: %w", path, err)
 	}
 	return nil
 }

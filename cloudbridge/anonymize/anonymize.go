@@ -193,53 +193,96 @@ func (r Result) CountsByName() map[string]int {
 // in order of appearance, skipping any number whose placeholder already
 // occurs literally in text, so Restore(r.Text, r.Mapping) == text always.
 func (a *Anonymizer) Anonymize(text string) Result {
-	spans := a.Detect(text)
-	r := Result{Text: text, Counts: map[Kind]int{}}
-	if len(spans) == 0 {
-		return r
+	_, r := a.AnonymizeAll([]string{text})
+	return r
+}
+
+// AnonymizeAll anonymizes texts as one document, such as the turns of a
+// conversation: a value has one placeholder in all of them, numbered in
+// order of appearance across them, so the same conversation anonymized
+// again with one more turn keeps its earlier turns' placeholders. out
+// holds each text anonymized; r.Text is the last one's, and r.Mapping
+// restores every one of them.
+func (a *Anonymizer) AnonymizeAll(texts []string) (out []string, r Result) {
+	p := newPass(texts)
+	out = make([]string, len(texts))
+	for i, text := range texts {
+		out[i] = p.replace(a, text)
 	}
-	var b strings.Builder
-	b.Grow(len(text))
-	next := map[Kind]int{}
-	byValue := map[string]string{} // kind + "\x00" + value → placeholder
-	// Placeholders the text already holds literally are never handed out.
-	taken := map[string]bool{}
-	for _, ph := range placeholderRe.FindAllString(text, -1) {
-		taken[ph] = true
+	r = Result{Mapping: p.mapping, Counts: p.counts}
+	if len(out) > 0 {
+		r.Text = out[len(out)-1]
 	}
-	keep := map[Kind]bool{}
-	last := 0
-	for _, s := range spans {
-		if a.Action(s.Kind) == KeepLocal {
-			keep[s.Kind] = true
-		}
-		value := text[s.Start:s.End]
-		id := string(s.Kind) + "\x00" + value
-		ph, ok := byValue[id]
-		if !ok {
-			for {
-				next[s.Kind]++
-				ph = Placeholder(s.Kind, next[s.Kind])
-				if !taken[ph] {
-					break
-				}
-			}
-			byValue[id] = ph
-			r.Mapping = append(r.Mapping, Entity{Kind: s.Kind, Placeholder: ph, Value: value})
-			r.Counts[s.Kind]++
-		}
-		b.WriteString(text[last:s.Start])
-		b.WriteString(ph)
-		last = s.End
-	}
-	b.WriteString(text[last:])
-	r.Text = b.String()
 	for _, k := range Kinds() {
-		if keep[k] {
+		if p.keep[k] {
 			r.KeepLocal = append(r.KeepLocal, k)
 		}
 	}
-	return r
+	return out, r
+}
+
+// pass is the state of one anonymization over one or more texts.
+type pass struct {
+	next    map[Kind]int
+	byValue map[string]string // kind + "\x00" + value → placeholder
+	// taken holds the placeholders the texts already hold literally,
+	// which are never handed out.
+	taken   map[string]bool
+	keep    map[Kind]bool
+	mapping Mapping
+	counts  map[Kind]int
+}
+
+func newPass(texts []string) *pass {
+	p := &pass{next: map[Kind]int{}, byValue: map[string]string{}, taken: map[string]bool{}, keep: map[Kind]bool{}, counts: map[Kind]int{}}
+	for _, text := range texts {
+		for _, ph := range placeholderRe.FindAllString(text, -1) {
+			p.taken[ph] = true
+		}
+	}
+	return p
+}
+
+// replace returns text with each detected value replaced.
+func (p *pass) replace(a *Anonymizer, text string) string {
+	spans := a.Detect(text)
+	if len(spans) == 0 {
+		return text
+	}
+	var b strings.Builder
+	b.Grow(len(text))
+	last := 0
+	for _, s := range spans {
+		if a.Action(s.Kind) == KeepLocal {
+			p.keep[s.Kind] = true
+		}
+		b.WriteString(text[last:s.Start])
+		b.WriteString(p.placeholder(s.Kind, text[s.Start:s.End]))
+		last = s.End
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// placeholder returns value's placeholder, handing out the next free one
+// of its kind the first time the value is seen.
+func (p *pass) placeholder(k Kind, value string) string {
+	id := string(k) + "\x00" + value
+	if ph, ok := p.byValue[id]; ok {
+		return ph
+	}
+	var ph string
+	for {
+		p.next[k]++
+		ph = Placeholder(k, p.next[k])
+		if !p.taken[ph] {
+			break
+		}
+	}
+	p.byValue[id] = ph
+	p.mapping = append(p.mapping, Entity{Kind: k, Placeholder: ph, Value: value})
+	p.counts[k]++
+	return ph
 }
 
 // Placeholder returns the placeholder of the n-th value of kind k.

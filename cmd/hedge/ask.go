@@ -34,6 +34,7 @@ func ask(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	prefer := fs.String("prefer", "auto", "where the answer should come from: auto, local or cloud")
 	asJSON := fs.Bool("json", false, "print the whole reply as JSON (with --stream: every chunk line too)")
 	stream := fs.Bool("stream", false, "print the answer as it is produced")
+	conv := fs.String("conversation", "", "continue conversation ID: hedge keeps its turns (yours only: it is scoped to your uid)")
 	timeout := fs.Duration("timeout", 0, "give up after this long, e.g. 30s (default: wait for hedge, which bounds each request by limits.request_timeout)")
 
 	// Flags may come before or after the words of TEXT; "--" ends them.
@@ -97,7 +98,7 @@ func ask(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			io.WriteString(stdout, c.Delta)
 		}
 	}
-	q := agent.Query{ID: fmt.Sprintf("ask-%d", os.Getpid()), Text: text, Prefer: p}
+	q := agent.Query{ID: fmt.Sprintf("ask-%d", os.Getpid()), Text: text, Prefer: p, Conversation: *conv}
 	a, err := local.Ask(ctx, path, q, onChunk)
 	if err != nil {
 		if streamed && !*asJSON {

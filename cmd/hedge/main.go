@@ -33,20 +33,21 @@ type command struct {
 // is listed here, nothing registers itself.
 func commands() map[string]command {
 	return map[string]command{
-		"run":       {"run the agent in the foreground: hedge run [--config FILE]", cmdRun},
-		"ask":       {"ask a running hedge over its socket: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--json] TEXT", interruptible(ask)},
-		"config":    {"check a config file or print the defaults: hedge config check FILE | hedge config defaults", cmdConfig},
-		"install":   {"install hedge as a systemd service: hedge install [--config FILE] [--dry-run]", cmdInstall},
-		"uninstall": {"remove the installed service", cmdUninstall},
-		"start":     {"start the installed service", cmdStart},
-		"stop":      {"stop the installed service", cmdStop},
-		"status":    {"print the service's state", cmdStatus},
-		"version":   {"print hedge's version", cmdVersion},
-		"doctor":    {"check this machine for hedge: hedge doctor [--config FILE]", cmdDoctor},
-		"bench":     {"benchmarks: hedge bench mqtt|tiers|report [flags]", cmdBench},
-		"train":     {"train the intent model: hedge train --intents FILE --out DIR [--seed N]", interruptible(train)},
-		"eval":      {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--plot FILE.png] [--json]", interruptible(eval)},
-		"models":    {"manage model files: hedge models pull|list|verify|rm", interruptible(modelsCmd)},
+		"run":          {"run the agent in the foreground: hedge run [--config FILE]", cmdRun},
+		"ask":          {"ask a running hedge over its socket: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--conversation ID] [--json] TEXT", interruptible(ask)},
+		"conversation": {"show or forget one of your conversations: hedge conversation show|rm [--socket PATH] [--json] ID", interruptible(conversationCmd)},
+		"config":       {"check a config file or print the defaults: hedge config check FILE | hedge config defaults", cmdConfig},
+		"install":      {"install hedge as a systemd service: hedge install [--config FILE] [--dry-run]", cmdInstall},
+		"uninstall":    {"remove the installed service", cmdUninstall},
+		"start":        {"start the installed service", cmdStart},
+		"stop":         {"stop the installed service", cmdStop},
+		"status":       {"print the service's state", cmdStatus},
+		"version":      {"print hedge's version", cmdVersion},
+		"doctor":       {"check this machine for hedge: hedge doctor [--config FILE]", cmdDoctor},
+		"bench":        {"benchmarks: hedge bench mqtt|tiers|report [flags]", cmdBench},
+		"train":        {"train the intent model: hedge train --intents FILE --out DIR [--seed N]", interruptible(train)},
+		"eval":         {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--plot FILE.png] [--json]", interruptible(eval)},
+		"models":       {"manage model files: hedge models pull|list|verify|rm", interruptible(modelsCmd)},
 	}
 }
 

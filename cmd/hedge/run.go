@@ -15,6 +15,7 @@ import (
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/agent/conversation"
 	"github.com/hedge-edge/hedge/agent/store"
 	"github.com/hedge-edge/hedge/agent/transport/httpapi"
 	"github.com/hedge-edge/hedge/agent/transport/local"
@@ -97,6 +98,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	if cfg.Cache.Enabled {
 		opts.Cache = tel.WrapCache(st)
 		opts.Semantic, opts.SemanticThreshold = st, cfg.Cache.SemanticThreshold
+	}
+	if c := cfg.Conversation; c.Enabled {
+		opts.Memory = conversation.New(st, conversation.Options{MaxTurns: c.MaxTurns, MaxBytes: c.MaxBytes, IdleTTL: c.IdleTTL})
 	}
 
 	// MQTT comes first: it performs intent actions and delivers late cloud

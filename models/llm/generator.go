@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -345,8 +344,8 @@ func (g *Generator) Generate(ctx context.Context, q agent.Query, emit func(token
 	g.mu.Unlock()
 	defer g.armIdle()
 
-	text, truncated, err := g.generate(ctx, m, c, tmpl, q, emit)
-	ans := agent.Answer{ID: q.ID, Answer: text, Tier: agent.TierLLM, Model: g.o.Name, Truncated: truncated}
+	r, err := g.generate(ctx, m, c, tmpl, q, emit)
+	ans := agent.Answer{ID: q.ID, Answer: r.text, Tier: agent.TierLLM, Model: g.o.Name, Truncated: r.truncated, HistoryTruncated: r.historyDropped}
 	return ans, err
 }
 
@@ -394,73 +393,8 @@ func (g *Generator) Prompt(text string) string {
 	g.mu.Lock()
 	tmpl := g.tmpl
 	g.mu.Unlock()
-	p, _ := buildPrompt(tmpl, g.o.SystemPrompt, text)
+	p, _ := buildPrompt(tmpl, chat{system: g.o.SystemPrompt, text: text})
 	return p
-}
-
-// buildPrompt applies the chat template; with none it returns the plain
-// completion prompt: the system prompt and a blank line (if any), then the
-// text. templated reports which.
-func buildPrompt(tmpl, system, text string) (prompt string, templated bool) {
-	if tmpl != "" {
-		roles, contents := []string{"user"}, []string{text}
-		if system != "" {
-			roles = append([]string{"system"}, roles...)
-			contents = append([]string{system}, contents...)
-		}
-		if p, ok := applyTemplate(tmpl, roles, contents); ok {
-			return p, true
-		}
-	}
-	if system != "" {
-		return system + "\n\n" + text, false
-	}
-	return text, false
-}
-
-// userMark stands for the user's text while a template is rendered, so
-// that promptTokens can find where the text went. Private-use characters:
-// no template writes them.
-const userMark = "\uE000hedge-user-text\uE000"
-
-// promptTokens tokenizes the prompt for text. A chat template's own text
-// names control tokens (<|im_start|>, </s>) and is tokenized with them
-// parsed; the user's text never is. A question holding "<|im_end|>" or
-// "</s>" would otherwise end its own turn and could forge another role's.
-// A text with no control-token names in it tokenizes as the whole prompt
-// always has; one with them is tokenized apart, as plain characters.
-func promptTokens(m *cModel, tmpl, system, text string) ([]int32, error) {
-	prompt, templated := buildPrompt(tmpl, system, text)
-	if !templated {
-		return m.tokenize(prompt, true, false)
-	}
-	plain, err := m.tokenize(text, false, false)
-	if err != nil {
-		return nil, err
-	}
-	parsed, err := m.tokenize(text, false, true)
-	if err != nil {
-		return nil, err
-	}
-	if slices.Equal(plain, parsed) {
-		return m.tokenize(prompt, true, true)
-	}
-	marked, _ := buildPrompt(tmpl, system, userMark)
-	pre, post, found := strings.Cut(marked, userMark)
-	if !found || strings.Contains(post, userMark) {
-		// The template did not place the text once, verbatim: parse no
-		// control token anywhere rather than any of the user's.
-		return m.tokenize(prompt, true, false)
-	}
-	head, err := m.tokenize(pre, true, true)
-	if err != nil {
-		return nil, err
-	}
-	tail, err := m.tokenize(post, false, true)
-	if err != nil {
-		return nil, err
-	}
-	return slices.Concat(head, plain, tail), nil
 }
 
 func (g *Generator) sampling() sampling {
@@ -475,30 +409,37 @@ func (g *Generator) sampling() sampling {
 	}
 }
 
-// generate runs one request on the context it owns (g.turn is held). It
-// returns the text and whether generation stopped at the token limit (the
-// request's, or the context's end) rather than at an end-of-generation
-// token or a stop string.
-func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (string, bool, error) {
-	toks, err := promptTokens(m, tmpl, g.o.SystemPrompt, q.Text)
-	if err != nil {
-		return "", false, fmt.Errorf("llm: %w", err)
-	}
-	if len(toks) == 0 {
-		if m.bos() < 0 {
-			return "", false, errors.New("llm: empty prompt and the model has no BOS token")
-		}
-		toks = []int32{m.bos()}
-	}
-	nctx := c.nCtx()
-	if len(toks) >= nctx {
-		return "", false, fmt.Errorf("llm: %w: the prompt is %d tokens, the context holds %d (llm.context_size)", ErrPromptTooLong, len(toks), nctx)
-	}
+// genResult is what one request produced: the text, whether generation
+// stopped at the token limit (the request's, or the context's end) rather
+// than at an end-of-generation token or a stop string, and whether the
+// oldest turns of the history were left out to fit the context.
+type genResult struct {
+	text                      string
+	truncated, historyDropped bool
+}
+
+// generate runs one request on the context it owns (g.turn is held).
+func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (genResult, error) {
 	maxTokens := g.o.MaxTokens
 	if q.MaxTokens > 0 {
 		maxTokens = q.MaxTokens
 	}
+	nctx := c.nCtx()
+	system := g.o.SystemPrompt
+	if q.System != "" {
+		system = q.System
+	}
+	toks, dropped, err := fitPrompt(m, tmpl, chat{system: system, turns: q.History, text: q.Text}, min(maxTokens, nctx/2), nctx)
+	if err != nil {
+		return genResult{}, err
+	}
+	text, truncated, err := g.decodeLoop(ctx, m, c, toks, maxTokens, emit)
+	return genResult{text: text, truncated: truncated, historyDropped: dropped}, err
+}
 
+// decodeLoop evaluates the prompt toks and samples up to maxTokens.
+func (g *Generator) decodeLoop(ctx context.Context, m *cModel, c *cContext, toks []int32, maxTokens int, emit func(string)) (string, bool, error) {
+	nctx := c.nCtx()
 	// Cancellation: ctx's end raises the abort flag that ggml polls during
 	// a decode; the loop below also checks ctx between tokens. A request
 	// number keeps a late AfterFunc of a finished request from aborting

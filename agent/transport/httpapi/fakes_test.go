@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,9 +57,12 @@ type fakeGen struct {
 	started   chan struct{}
 	gate      chan struct{}
 	failAfter int
+	// last is the last query asked (its history and system prompt).
+	last atomic.Pointer[agent.Query]
 }
 
 func (g *fakeGen) Generate(ctx context.Context, q agent.Query, emit func(string)) (agent.Answer, error) {
+	g.last.Store(&q)
 	words := strings.SplitAfter(g.text, " ")
 	truncated := q.MaxTokens > 0 && len(words) > q.MaxTokens
 	if truncated {

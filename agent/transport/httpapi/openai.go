@@ -83,6 +83,9 @@ type chatRequest struct {
 	MaxTokens           int           `json:"max_tokens"`
 	MaxCompletionTokens int           `json:"max_completion_tokens"`
 	N                   *int          `json:"n"`
+	// Conversation names a conversation hedge keeps (a hedge extension);
+	// messages then hold only the question.
+	Conversation string `json:"conversation"`
 }
 
 type chatMessage struct {
@@ -149,6 +152,44 @@ func parseChat(body []byte) (chatRequest, agent.Prefer, string, *requestError) {
 		return req, "", "", perr
 	}
 	return req, prefer, text, nil
+}
+
+// historyOf reads the messages before the question, which is how OpenAI
+// clients send a conversation: system (and developer) messages make the
+// system prompt; each user message and the assistant message after it
+// make a turn (a user message with no answer after it is a turn with an
+// empty answer, an assistant message with no question before it one with
+// an empty question).
+func historyOf(msgs []chatMessage) (system string, turns []agent.Turn, perr *requestError) {
+	var sys []string
+	var pending *agent.Turn
+	for _, m := range msgs {
+		text, perr := messageText(m.Content)
+		if perr != nil {
+			return "", nil, perr
+		}
+		switch m.Role {
+		case "system", "developer":
+			sys = append(sys, text)
+		case "user":
+			if pending != nil {
+				turns = append(turns, *pending)
+			}
+			pending = &agent.Turn{User: text}
+		case "assistant":
+			if pending == nil {
+				pending = &agent.Turn{}
+			}
+			pending.Answer = text
+			turns, pending = append(turns, *pending), nil
+		default:
+			return "", nil, badRequest("messages", "a message has role %q; hedge reads system, developer, user and assistant messages", m.Role)
+		}
+	}
+	if pending != nil {
+		turns = append(turns, *pending)
+	}
+	return strings.Join(sys, "\n\n"), turns, nil
 }
 
 // messageText reads a message's content: a string, or an array of parts of
@@ -229,14 +270,22 @@ func (s *Server) chat(h agent.Handler) http.HandlerFunc {
 				return
 			}
 		}
+		system, hist, perr := historyOf(req.Messages[:len(req.Messages)-1])
+		if perr != nil {
+			writeError(w, perr.status, typeInvalidRequest, perr.code, perr.msg, perr.param)
+			return
+		}
 		q := agent.Query{
-			ID:        newID(),
-			Text:      text,
-			Prefer:    prefer,
-			MaxTokens: max(req.MaxTokens, req.MaxCompletionTokens),
-			Stream:    req.Stream,
-			Transport: TransportName,
-			Caller:    s.caller(r),
+			ID:           newID(),
+			Text:         text,
+			Prefer:       prefer,
+			MaxTokens:    max(req.MaxTokens, req.MaxCompletionTokens),
+			Stream:       req.Stream,
+			Transport:    TransportName,
+			Caller:       s.caller(r),
+			Conversation: req.Conversation,
+			System:       system,
+			History:      hist,
 		}
 		if req.Stream {
 			s.stream(w, r, rc, h, q, req.Model)

@@ -197,7 +197,8 @@ func TestFinishReasonLength(t *testing.T) {
 		{"hedge-cloud", "what is the tallest mountain?", "The cloud ", 2, openai.FinishReasonLength},
 		{"hedge-auto", "hello", helloAnswer, 1, openai.FinishReasonStop},
 	} {
-		req := openai.ChatCompletionRequest{Model: c.model, Messages: userMsg(c.text), MaxTokens: c.max}
+		// One message: a first turn, which the cache may answer.
+		req := openai.ChatCompletionRequest{Model: c.model, Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: c.text}}, MaxTokens: c.max}
 		// Plain (the tier answers), then streamed (the cache answers).
 		resp, err := client(r, "").CreateChatCompletion(context.Background(), req)
 		if err != nil || resp.Choices[0].Message.Content != c.answer || resp.Choices[0].FinishReason != c.finish {
@@ -518,5 +519,31 @@ func TestQueuedErrorSaysSo(t *testing.T) {
 	r2 := serve(t, Options{}, newAgent(t, tiers{}, nil))
 	if _, raw := do(t, "POST", r2.URL()+"/v1/chat/completions", "", `{"model":"hedge-auto","messages":[{"role":"user","content":"what is the weather"}]}`); strings.Contains(raw, `"hedge"`) {
 		t.Fatalf("unqueued error carries hedge facts: %s", raw)
+	}
+}
+
+// TestMessagesAreTheConversation: the messages before the question are the
+// history the tier sees (system prompt included, through the official
+// client's wire format); a request that also names a hedge conversation is
+// refused, since it would carry two histories.
+func TestMessagesAreTheConversation(t *testing.T) {
+	tr := defaultTiers()
+	r := serve(t, Options{}, newAgent(t, tr, nil))
+	resp, err := client(r, "").CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "hedge-local", Messages: userMsg("and then?")})
+	if err != nil || resp.Choices[0].Message.Content != llmAnswer {
+		t.Fatalf("%+v, %v", resp, err)
+	}
+	q := tr.llm.last.Load()
+	if q == nil || q.System != "You are a helpful assistant." || len(q.History) != 1 ||
+		q.History[0].User != "an earlier question" || q.History[0].Answer != "an earlier answer" || q.Text != "and then?" {
+		t.Fatalf("the LLM saw %+v", q)
+	}
+	body := `{"model":"hedge-local","conversation":"c1","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"and then?"}]}`
+	if resp, raw := do(t, "POST", r.URL()+"/v1/chat/completions", "", body); resp.StatusCode != 400 || !strings.Contains(raw, "not both") {
+		t.Fatalf("conversation and earlier messages: %d %s, want 400", resp.StatusCode, raw)
+	}
+	body = `{"model":"hedge-local","messages":[{"role":"tool","content":"42"},{"role":"user","content":"and then?"}]}`
+	if resp, raw := do(t, "POST", r.URL()+"/v1/chat/completions", "", body); resp.StatusCode != 400 || !strings.Contains(raw, `role \"tool\"`) {
+		t.Fatalf("a tool message: %d %s, want 400 naming the role", resp.StatusCode, raw)
 	}
 }

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -100,7 +101,7 @@ func FuzzDecode(f *testing.F) {
 			if r.generated {
 				dq.ID = q.ID
 			}
-			if dq != q {
+			if !reflect.DeepEqual(dq, q) {
 				t.Fatalf("decode(%q) = %+v, DecodeRequest gives %+v", payload, q, dq)
 			}
 		}
