@@ -21,8 +21,9 @@ type SLM struct {
 	// RuntimeLibrary is ONNX Runtime's shared library; "" looks beside the
 	// hedge binary, then in scripts/fetch-ort.sh's cache folder.
 	RuntimeLibrary string `yaml:"runtime_library"`
-	// Threads is ONNX Runtime's intra-op thread count; 0 means the
-	// platform's default.
+	// Threads is ONNX Runtime's intra-op thread count; 0 means one for
+	// the compact encoder (its ops are too small to split) and the
+	// platform's default for the transformer.
 	Threads int `yaml:"threads"`
 	// Threshold is the acceptance threshold when neither the intent nor
 	// the trained model sets one.
@@ -80,7 +81,7 @@ func (s *SLM) validate() []string {
 		p = append(p, Problem("slm.encoder", fmt.Sprintf("%q", s.Encoder), "must be compact or transformer"))
 	}
 	if s.Threads < 0 || s.Threads > 256 {
-		p = append(p, Problem("slm.threads", s.Threads, "must be between 0 (platform default) and 256"))
+		p = append(p, Problem("slm.threads", s.Threads, "must be between 0 (the encoder's default) and 256"))
 	}
 	if !within(s.Threshold, 0, 1) || s.Threshold == 0 {
 		p = append(p, Problem("slm.threshold", s.Threshold, "must be above 0 and at most 1"))

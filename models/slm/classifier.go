@@ -21,7 +21,22 @@ type Classifier struct {
 	oos       int // index of the out-of-scope class, -1 if none
 	threshold float64
 	hidden    int
+
+	// spare holds output tensors of finished calls for the next ones:
+	// ONNX Runtime writes into them instead of allocating outputs that
+	// then have to be wrapped for Go and destroyed, on every query. The
+	// outputs' shapes do not depend on the text. Bounded, so that a burst
+	// of concurrent calls does not keep its tensors forever.
+	spare                   chan outputs
+	probsShape, hiddenShape ort.Shape
 }
+
+// outputs are the tensors of one call's outputs.
+type outputs struct{ probs, hidden *ort.Tensor[float32] }
+
+// spareOutputs bounds Classifier.spare: more than the transports' workers
+// rarely classify at once.
+const spareOutputs = 16
 
 var _ agent.Classifier = (*Classifier)(nil)
 
@@ -49,11 +64,68 @@ func (r *Runtime) LoadClassifier(b *Bundle) (*Classifier, error) {
 		return nil, fmt.Errorf("load classifier %s: %w: the model has %d classes, %s lists %d", b.Dir, ErrCorruptModel, len(probs), FileLabels, len(c.labels))
 	}
 	c.hidden = len(hid)
+	c.spare = make(chan outputs, spareOutputs)
+	// The probe's outputs had these shapes; a graph whose outputs have
+	// others fails here, not on the first query.
+	if _, _, err := c.Run("hello"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("load classifier %s: probe with preallocated outputs: %w", b.Dir, err)
+	}
 	return c, nil
 }
 
-// Close frees the session.
-func (c *Classifier) Close() error { return c.sess.Close() }
+// Close frees the session and the spare output tensors. No call may be
+// running.
+func (c *Classifier) Close() error {
+	if c.spare != nil {
+	drain:
+		for {
+			select {
+			case o := <-c.spare:
+				o.destroy()
+			default:
+				break drain
+			}
+		}
+	}
+	return c.sess.Close()
+}
+
+func (o outputs) destroy() {
+	o.probs.Destroy()
+	o.hidden.Destroy()
+}
+
+// takeOutputs returns spare output tensors or new ones; ok is false
+// before the shapes are known (the probe), when ONNX Runtime allocates.
+func (c *Classifier) takeOutputs() (o outputs, ok bool, err error) {
+	if c.spare == nil {
+		return outputs{}, false, nil
+	}
+	select {
+	case o = <-c.spare:
+		return o, true, nil
+	default:
+	}
+	if o.probs, err = ort.NewEmptyTensor[float32](c.probsShape); err != nil {
+		return outputs{}, false, err
+	}
+	if o.hidden, err = ort.NewEmptyTensor[float32](c.hiddenShape); err != nil {
+		o.probs.Destroy()
+		return outputs{}, false, err
+	}
+	return o, true, nil
+}
+
+// giveOutputs keeps o for a later call, or destroys it when enough are
+// kept.
+func (c *Classifier) giveOutputs(o outputs) {
+	select {
+	case c.spare <- o:
+	default:
+		o.destroy()
+	}
+}
 
 // Labels returns the class labels in output order.
 func (c *Classifier) Labels() []string { return c.labels }
@@ -77,6 +149,19 @@ func (c *Classifier) Run(text string) (probs, hidden []float32, err error) {
 		return nil, nil, fmt.Errorf("classify: weights tensor: %w", err)
 	}
 	defer in1.Destroy()
+	o, pre, err := c.takeOutputs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("classify: output tensors: %w", err)
+	}
+	if pre {
+		if err := c.sess.Run([]ort.Value{in0, in1}, []ort.Value{o.probs, o.hidden}); err != nil {
+			o.destroy()
+			return nil, nil, fmt.Errorf("classify: onnx runtime: %w", err)
+		}
+		probs, hidden = slices.Clone(o.probs.GetData()), slices.Clone(o.hidden.GetData())
+		c.giveOutputs(o)
+		return probs, hidden, nil
+	}
 	outs := []ort.Value{nil, nil}
 	if err := c.sess.Run([]ort.Value{in0, in1}, outs); err != nil {
 		return nil, nil, fmt.Errorf("classify: onnx runtime: %w", err)
@@ -88,6 +173,9 @@ func (c *Classifier) Run(text string) (probs, hidden []float32, err error) {
 	if !ok0 || !ok1 {
 		return nil, nil, fmt.Errorf("classify: %w: outputs are not float tensors", ErrCorruptModel)
 	}
+	// Only LoadClassifier's probe gets here: the shapes it learns are
+	// those of every later call's preallocated outputs.
+	c.probsShape, c.hiddenShape = p.GetShape(), h.GetShape()
 	return slices.Clone(p.GetData()), slices.Clone(h.GetData()), nil
 }
 
