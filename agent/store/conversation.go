@@ -140,21 +140,5 @@ func dropConversation(tx *bolt.Tx, k []byte) ([]byte, error) {
 
 // purgeConversations deletes the records whose expiry has passed.
 func purgeConversations(tx *bolt.Tx, now time.Time) error {
-	b := tx.Bucket(bConv)
-	c := tx.Bucket(bConvExp).Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.First() {
-		if len(k) < 8 {
-			return fmt.Errorf("conversation index: %w", errCorrupt)
-		}
-		if live(binary.BigEndian.Uint64(k), now) {
-			return nil
-		}
-		if err := b.Delete(k[8:]); err != nil {
-			return err
-		}
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return purgeExpired(tx, bConv, bConvExp, now)
 }

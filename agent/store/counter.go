@@ -71,11 +71,17 @@ func (s *Store) Add(ctx context.Context, key string, delta int64, expires time.T
 
 // purgeCounters deletes the counters whose expiry has passed.
 func purgeCounters(tx *bolt.Tx, now time.Time) error {
-	b := tx.Bucket(bCounter)
-	c := tx.Bucket(bCounterExp).Cursor()
+	return purgeExpired(tx, bCounter, bCounterExp, now)
+}
+
+// purgeExpired deletes the records of bucket data whose expiry, as index
+// (expires|key → ∅) orders them, has passed.
+func purgeExpired(tx *bolt.Tx, data, index []byte, now time.Time) error {
+	b := tx.Bucket(data)
+	c := tx.Bucket(index).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.First() {
 		if len(k) < 8 {
-			return fmt.Errorf("counter index: %w", errCorrupt)
+			return fmt.Errorf("%s index: %w", data, errCorrupt)
 		}
 		if live(binary.BigEndian.Uint64(k), now) {
 			return nil
