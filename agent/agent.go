@@ -322,24 +322,38 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 
 	// A later turn's answer is kept only from the SLM, which ignored the
 	// history: any other may hang on what was said before.
-	if a.o.Cache != nil && !volatile && !ans.Queued && ans.Degraded == "" && ans.Answer != "" && (stateless || ans.Tier == TierSLM) {
-		ttl := a.o.CacheTTL
-		if s.SpecKnown && s.Spec.CacheTTL > 0 {
-			ttl = s.Spec.CacheTTL
-		}
-		if ttl > 0 {
-			key := CacheKey(q, ans.Tier, a.o.CacheVersion)
-			if err := a.o.Cache.Put(ctx, key, ans, ttl); err != nil {
-				a.log.Warn("cache write failed", "err", err)
-			} else if semantic {
-				ns := a.semanticNamespace(q, ans.Tier, s.Intent.Name)
-				if err := a.o.Semantic.PutVector(ctx, key, ns, s.Intent.Vector); err != nil {
-					a.log.Warn("semantic cache write failed", "err", err)
-				}
-			}
-		}
+	if !volatile && (stateless || ans.Tier == TierSLM) {
+		a.remember(ctx, q, s, ans, semantic)
 	}
 	return ans, nil
+}
+
+// remember caches ans, the answer to q as classified in s, for its TTL
+// (the intent's own, else the default), and indexes its vector when
+// near-duplicates may use it. Degraded and queued answers are never kept:
+// the answer the policy wanted may come later.
+func (a *Agent) remember(ctx context.Context, q Query, s Situation, ans Answer, semantic bool) {
+	if a.o.Cache == nil || ans.Queued || ans.Degraded != "" || ans.Answer == "" {
+		return
+	}
+	ttl := a.o.CacheTTL
+	if s.SpecKnown && s.Spec.CacheTTL > 0 {
+		ttl = s.Spec.CacheTTL
+	}
+	if ttl <= 0 {
+		return
+	}
+	key := CacheKey(q, ans.Tier, a.o.CacheVersion)
+	if err := a.o.Cache.Put(ctx, key, ans, ttl); err != nil {
+		a.log.Warn("cache write failed", "err", err)
+		return
+	}
+	if semantic {
+		ns := a.semanticNamespace(q, ans.Tier, s.Intent.Name)
+		if err := a.o.Semantic.PutVector(ctx, key, ns, s.Intent.Vector); err != nil {
+			a.log.Warn("semantic cache write failed", "err", err)
+		}
+	}
 }
 
 // execute runs the plan. A cloud call that fails on the wire is retried as
