@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The benchmarks use a real file in a temp dir; every write is a bbolt
@@ -75,37 +73,54 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 }
 
-// BenchmarkPutReplyParallel records replies from 16 goroutines at once, as
-// the MQTT transport's recorders do. "batched" is PutReply, whose commits
-// share fsyncs (DB.Batch); "one-by-one" commits the same write alone
-// (DB.Update), as PutReply did before, so the two can be compared in one run.
-func BenchmarkPutReplyParallel(b *testing.B) {
-	reply := []byte(`{"id":"x","answer":"a reply of modest length","tier":"cache"}`)
-	for _, mode := range []struct {
-		name string
-		put  func(ctx context.Context, s *Store, id string) error
-	}{
-		{"batched", func(ctx context.Context, s *Store, id string) error { return s.PutReply(ctx, id, reply) }},
-		{"one-by-one", func(ctx context.Context, s *Store, id string) error {
-			now := s.o.Now()
-			return s.update(func(tx *bolt.Tx) error {
-				return replyWindow.put(tx, []byte(id), reply, now, s.o.ReplyWindow, s.o.ReplyMaxEntries, false)
-			})
-		}},
-	} {
-		b.Run(mode.name, func(b *testing.B) {
-			s := openTest(b, Options{ReplyMaxEntries: 100000, ReplyWindow: time.Hour})
+// BenchmarkPutReplies writes reply records n to a commit (PutReplies), as
+// the MQTT transport's recorder does, into a full window (10,000 ids, the
+// default, so each write also forgets the oldest) with replies of the MQTT
+// SLM path's size. An op is one reply; cpu-µs/reply is the process's user
+// and system time per reply, which the disk's sync latency does not count
+// in.
+func BenchmarkPutReplies(b *testing.B) {
+	reply := []byte(`{"id":"bench-1a2b3c-12345","answer":"It is 20:26.","intent":"time","confidence":0.9731,` +
+		`"top":[{"intent":"time","confidence":0.9731},{"intent":"date","confidence":0.0112},{"intent":"weather","confidence":0.0041}],` +
+		`"tier":"slm","model":"compact-980c31d45f11","latency_ms":0.081,"reason":"intent time accepted at 0.97 ≥ 0.63"}`)
+	for _, n := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("per-commit=%d", n), func(b *testing.B) {
+			s := openTest(b, Options{})
 			ctx := context.Background()
-			var next atomic.Int64
-			b.SetParallelism(8) // 8 × GOMAXPROCS goroutines (16 on two cores)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := mode.put(ctx, s, fmt.Sprintf("id-%d", next.Add(1))); err != nil {
-						b.Error(err)
-						return
-					}
+			seq := 0
+			batch := func(n int) map[string][]byte {
+				rs := make(map[string][]byte, n)
+				for range n {
+					seq++
+					rs[fmt.Sprintf("mqtt:%032x", seq*2654435761)] = reply
 				}
-			})
+				return rs
+			}
+			for range DefaultReplyMaxEntries / 64 {
+				if _, err := s.PutReplies(ctx, batch(64)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu0 := cpuTime(b)
+			b.ResetTimer()
+			done := 0
+			for done < b.N {
+				if _, err := s.PutReplies(ctx, batch(n)); err != nil {
+					b.Fatal(err)
+				}
+				done += n
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(done), "cpu-µs/reply")
 		})
 	}
+}
+
+// cpuTime is the process's user and system time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 
 // runChild plays a second hedge process. "hold" opens the store and keeps
 // it until stdin closes; "enqueue" enqueues k0, k1, … and prints each key
-// once Enqueue has returned, until it is killed.
+// once Enqueue has returned, until it is killed; "replies" does the same
+// with batches of reply records (PutReplies).
 func runChild(role, dir string) error {
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -59,6 +60,18 @@ func runChild(role, dir string) error {
 			}
 			fmt.Println(key)
 		}
+		return nil
+	case "replies":
+		// Batches b0, b1, … of 16 replies each, each line once its
+		// PutReplies returned; then it waits to be killed.
+		ctx := context.Background()
+		for b := range 500 {
+			if _, err := s.PutReplies(ctx, replyBatch(b)); err != nil {
+				return err
+			}
+			fmt.Printf("b%d\n", b)
+		}
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		return nil
 	}
 	return fmt.Errorf("unknown role %q", role)

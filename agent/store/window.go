@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -114,8 +116,8 @@ func (s *Store) PutReply(ctx context.Context, id string, reply []byte) error {
 		return fmt.Errorf("put reply: id is %d bytes; it must be 1 to 1024", len(id))
 	}
 	now := s.o.Now()
-	// Replies are recorded by many MQTT workers at once: batched, they
-	// share fsyncs instead of queueing for one each.
+	// Concurrent calls share commits (DB.Batch); a caller with many
+	// replies at hand writes them in one with PutReplies.
 	err := s.batch(func(tx *bolt.Tx) error {
 		return replyWindow.put(tx, []byte(id), reply, now, s.o.ReplyWindow, s.o.ReplyMaxEntries, false)
 	})
@@ -123,6 +125,51 @@ func (s *Store) PutReply(ctx context.Context, id string, reply []byte) error {
 		return fmt.Errorf("put reply %q: %w", id, err)
 	}
 	return nil
+}
+
+// PutReplies stores replies (id → reply) in one transaction: one commit,
+// and its fsyncs, for them all, where PutReply takes one each. The MQTT
+// transport's recorder gathers the replies of concurrent requests and
+// writes them together. Each is stored as by PutReply, except that an id
+// that already has a reply in the window is skipped (its first reply
+// stays) instead of failing the others; stored counts the replies
+// written. An id that is empty or over 1024 bytes fails the call before
+// anything is written.
+func (s *Store) PutReplies(ctx context.Context, replies map[string][]byte) (stored int, err error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, fmt.Errorf("put replies: %w", err)
+	}
+	ids := make([]string, 0, len(replies))
+	for id := range replies {
+		if id == "" || len(id) > 1024 {
+			return 0, fmt.Errorf("put replies: id is %d bytes; it must be 1 to 1024", len(id))
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	// In key order, bbolt fills each leaf page once.
+	slices.Sort(ids)
+	now := s.o.Now()
+	err = s.update(func(tx *bolt.Tx) error {
+		stored = 0
+		for _, id := range ids {
+			err := replyWindow.put(tx, []byte(id), replies[id], now, s.o.ReplyWindow, s.o.ReplyMaxEntries, false)
+			if errors.Is(err, ErrDuplicate) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			stored++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("put replies: %w", err)
+	}
+	return stored, nil
 }
 
 // GetReply returns the reply stored for id within the window. A miss
