@@ -5,14 +5,23 @@
 # that republishes each request (two hops, like any request/reply).
 # Part of `make bench`.
 #
+# Then two more runs of the slm path: a CPU profile of hedge while it runs
+# at a steady PROFILE_RATE (`hedge-bench profile`: where a request's CPU
+# goes, TABLE-profile.json and the profile itself, TABLE-profile.cpu.pprof,
+# for go tool pprof), and a rate sweep over SWEEP_RATES that stops at the
+# first rate hedge does not sustain (TABLE-sweep.json, .md, .png).
+#
 # Starts its own mosquitto (temp config, free loopback port) and `hedge run`
 # with its defaults (state in a temp dir, MQTT pointed at that mosquitto,
-# HTTP off), runs `hedge bench mqtt`, and stops both.
+# HTTP off, Go's profiles on a free loopback port through HEDGE_PPROF),
+# runs `hedge bench mqtt`, and stops both.
 #
 #   scripts/bench-mqtt.sh [TABLE.md] [PLOT.png]
 #   HEDGE=bin/hedge RATES=500,1000,2000 DURATION=5s PATHS=cache scripts/bench-mqtt.sh
+#   PROFILE_RATE=2000 PROFILE_SECONDS=8 SWEEP_RATES=1000,2000,3000 scripts/bench-mqtt.sh
 #
-# hedge's own log is kept beside the table (TABLE.hedge.log).
+# PROFILE_RATE= or SWEEP_RATES= (empty) skips that run. hedge's own log is
+# kept beside the table (TABLE.hedge.log).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 hedge=${HEDGE:-$repo/bin/hedge}
@@ -21,6 +30,10 @@ plot=${2:-$repo/bin/mqtt-bench.png}
 rates=${RATES:-500,1000,2000}
 duration=${DURATION:-5s}
 paths=${PATHS:-floor,echo,cache,slm}
+profile_rate=${PROFILE_RATE-2000}
+profile_seconds=${PROFILE_SECONDS:-8}
+sweep_rates=${SWEEP_RATES-1000,2000,3000,4000,5000,6000,7000,8000}
+base=${table%.md}
 if [ ! -x "$hedge" ]; then
 	echo "bench-mqtt: $hedge not found; run make build (or set HEDGE)" >&2
 	exit 1
@@ -41,15 +54,25 @@ cleanup() {
 trap cleanup EXIT
 
 # A free loopback port: nothing answers on it.
-port=""
-for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 30000))
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		port=$p
-		break
-	fi
-done
-[ -n "$port" ] || { echo "bench-mqtt: no free port found" >&2; exit 1; }
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "bench-mqtt: no free port found" >&2
+	exit 1
+}
+port=$(free_port)
+pprof_port=$(free_port)
+while [ "$pprof_port" = "$port" ]; do pprof_port=$(free_port); done
+# The profile's reader is benchmark tooling, not part of the edge binary.
+if [ -n "$profile_rate" ]; then
+	(cd "$repo" && "${GO:-go}" build -o "$tmp/hedge-bench" ./cmd/hedge-bench)
+fi
 
 cat >"$tmp/mosquitto.conf" <<EOF
 user $(id -un)
@@ -81,7 +104,7 @@ http:
 mqtt:
   broker: tcp://127.0.0.1:$port
 EOF
-"$hedge" run --config "$tmp/hedge.yaml" 2>"$tmp/hedge.log" &
+HEDGE_PPROF=127.0.0.1:$pprof_port "$hedge" run --config "$tmp/hedge.yaml" 2>"$tmp/hedge.log" &
 hpid=$!
 # hedge says online (retained) once it is connected and subscribed; a first
 # start trains the intent model, which takes a while.
@@ -99,3 +122,23 @@ echo "bench-mqtt: $(nproc) CPU cores shared by mosquitto, hedge and the load gen
 "$hedge" bench mqtt --broker "tcp://127.0.0.1:$port" --device bench \
 	--rates "$rates" --duration "$duration" --paths "$paths" --wait 20s \
 	--out "$table" --plot "$plot" --json "${table%.md}.json"
+
+if [ -n "$profile_rate" ]; then
+	# The load runs a little longer than the profile, which starts once
+	# the load is steady.
+	echo "bench-mqtt: profiling hedge for ${profile_seconds}s of the slm path at $profile_rate q/s" >&2
+	"$hedge" bench mqtt --broker "tcp://127.0.0.1:$port" --device bench \
+		--rates "$profile_rate" --duration "$((profile_seconds + 4))s" --paths slm --wait 20s \
+		--json "$base-profile-load.json" >/dev/null &
+	load=$!
+	sleep 2
+	"$tmp/hedge-bench" profile --url "http://127.0.0.1:$pprof_port" --seconds "$profile_seconds" \
+		--rate "$profile_rate" --path slm --pid "$hpid" --json "$base-profile.json" --cpu "$base-profile.cpu.pprof"
+	wait "$load"
+fi
+
+if [ -n "$sweep_rates" ]; then
+	"$hedge" bench mqtt --broker "tcp://127.0.0.1:$port" --device bench \
+		--rates "$sweep_rates" --duration "$duration" --paths slm --wait 20s --stop-saturated --targets slm \
+		--out "$base-sweep.md" --plot "$base-sweep.png" --json "$base-sweep.json"
+fi

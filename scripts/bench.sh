@@ -7,7 +7,9 @@
 # bin/bench/run.jsonl records what ran, when, under what load and whether
 # it failed; NAME.log keeps each one's own console tables. `hedge bench report` then writes BENCHMARKS.md from those
 # files (plots copied to docs/bench/) and rewrites the headline block of
-# README.md. A benchmark that fails is reported as failed; the others run.
+# README.md; a section not run this time is copied from the BENCHMARKS.md
+# of the run before, marked so. A benchmark that fails is reported as
+# failed; the others run.
 #
 #   BENCH=go,slm,cloud,mqtt,llm,tiers scripts/bench.sh   # a subset (default: all)
 #
@@ -94,7 +96,9 @@ readme=()
 if grep -q '<!-- bench:begin -->' README.md; then
 	readme=(--readme README.md)
 fi
-"$hedge" bench report --dir "$out" --out BENCHMARKS.md --images docs/bench "${readme[@]}"
+# Sections not run this time (BENCH=mqtt) keep what the committed report
+# shows of them, marked with the run that measured them.
+"$hedge" bench report --dir "$out" --out BENCHMARKS.md --images docs/bench --previous BENCHMARKS.md "${readme[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "bench: failed: ${failed[*]} (BENCHMARKS.md says so)" >&2
 	exit 1

@@ -40,11 +40,12 @@ func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	images := fs.String("images", "docs/bench", "folder the plots are copied to, so that the committed report's images resolve")
 	readme := fs.String("readme", "", "README whose "+readmeBegin+" … "+readmeEnd+" block gets the headline figures (\"\": none; not with --out -)")
 	only := fs.String("only", "", "print only these sections (comma-separated) to stdout, from whatever results --dir holds; no file is written")
+	previous := fs.String("previous", "", "an earlier report (BENCHMARKS.md): each section this run did not run is kept as it shows it, with its summary figures, marked as of that run (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: hedge bench report [--dir bin/bench] [--out BENCHMARKS.md] [--images docs/bench] [--readme README.md] [--only SECTIONS]")
+		fmt.Fprintln(stderr, "usage: hedge bench report [--dir bin/bench] [--out BENCHMARKS.md] [--images docs/bench] [--readme README.md] [--previous BENCHMARKS.md] [--only SECTIONS]")
 		return 2
 	}
 	fail := func(err error) int {
@@ -71,20 +72,29 @@ func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		return fail(err)
 	}
+	var prev earlierReport
+	if *previous != "" {
+		b, err := os.ReadFile(*previous)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fail(err)
+		}
+		// Read before the report (often the same file) is written.
+		prev = parseEarlierReport(string(b))
+	}
 	if *out == "-" {
 		// On stdout the plots are linked where they are.
-		io.WriteString(stdout, buildReport(run, readMachine(), *dir, *dir).doc)
+		io.WriteString(stdout, buildReport(run, readMachine(), *dir, *dir, prev).doc)
 		return 0
 	}
 	link, err := filepath.Rel(filepath.Dir(*out), *images)
 	if err != nil {
 		return fail(err)
 	}
-	rep := buildReport(run, readMachine(), *dir, filepath.ToSlash(link))
+	rep := buildReport(run, readMachine(), *dir, filepath.ToSlash(link), prev)
 	if err := os.WriteFile(*out, []byte(rep.doc), 0o644); err != nil {
 		return fail(err)
 	}
-	if err := copyImages(*dir, *images, rep.images); err != nil {
+	if err := copyImages(*dir, *images, rep.images, rep.kept); err != nil {
 		return fail(err)
 	}
 	if *readme != "" {
@@ -299,16 +309,19 @@ func parseCPUModel(cpuinfo string) string {
 // benchDoc is the rendered report.
 type benchDoc struct {
 	doc, readme string
-	images      []string
-	ran         int
+	// images are the plots to copy; kept those of sections carried from an
+	// earlier report, already in the images folder.
+	images, kept []string
+	ran          int
 }
 
-// buildReport renders every section that ran and says which did not.
-func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
+// buildReport renders every section that ran and says which did not; a
+// section that did not run but that prev shows is carried over from it.
+func buildReport(run runInfo, m machineInfo, dir, imgLink string, prev earlierReport) benchDoc {
 	var rep benchDoc
 	var body strings.Builder
 	var heads []headline
-	var notRun, failed []string
+	var notRun, failed, carried []string
 	for _, s := range reportSections() {
 		rec, ran := run.sections[s.name]
 		if !run.known {
@@ -318,6 +331,14 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 		fmt.Fprintf(&body, "## %s\n\n", s.title)
 		switch {
 		case !ran:
+			if old, ok := prev.section(s.title); ok {
+				carried = append(carried, s.name)
+				fmt.Fprintf(&body, "%s%s, commit %s): this run did not run it.\n\n%s\n", carriedNote, old.run, old.commit, old.body)
+				body.WriteString(headlinesComment(old.heads))
+				heads = append(heads, earlier(old.heads)...)
+				rep.kept = append(rep.kept, old.images...)
+				continue
+			}
 			notRun = append(notRun, s.name)
 			body.WriteString("Not run in this run.\n\n")
 			continue
@@ -341,6 +362,7 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 		body.WriteString(text)
 		body.WriteString(rc.targetsTable())
 		body.WriteString("\n")
+		body.WriteString(headlinesComment(rc.heads))
 		heads = append(heads, rc.heads...)
 		rep.images = append(rep.images, rc.images...)
 	}
@@ -350,7 +372,11 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 	doc.WriteString("Written by `make bench` (`scripts/bench.sh`, then `hedge bench report`) from the results it left in\n" +
 		"`bin/bench/`: every figure below comes from that run, none is typed by hand. Ratios compare\n" +
 		"hedge with a peer measured in the same run on the same machine.\n\n")
-	doc.WriteString(runTable(run, m, notRun, failed))
+	if len(carried) > 0 {
+		doc.WriteString("Sections marked *From an earlier run* were not run in this one: they are copied from the report of\n" +
+			"the run they name, their figures in the summary marked \"(earlier run)\".\n\n")
+	}
+	doc.WriteString(runTable(run, m, notRun, failed, carried))
 	doc.WriteString("\n## Summary\n\n")
 	doc.WriteString(headlineTable(heads))
 	doc.WriteString("\n")
@@ -361,6 +387,9 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 	fmt.Fprintf(&rd, "Run of %s on %s; commit %s. Full report with method, peers and plots: [BENCHMARKS.md](BENCHMARKS.md).\n\n",
 		runWhen(run), machineShort(m), commitText(run))
 	rd.WriteString(headlineTable(heads))
+	if len(carried) > 0 {
+		fmt.Fprintf(&rd, "\nFrom an earlier run (marked so): %s.\n", strings.Join(carried, ", "))
+	}
 	if len(notRun) > 0 {
 		fmt.Fprintf(&rd, "\nNot run in this run: %s.\n", strings.Join(notRun, ", "))
 	}
@@ -368,7 +397,7 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string) benchDoc {
 	return rep
 }
 
-func runTable(run runInfo, m machineInfo, notRun, failed []string) string {
+func runTable(run runInfo, m machineInfo, notRun, failed, carried []string) string {
 	var b strings.Builder
 	b.WriteString("| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| run | %s |\n", runWhen(run))
@@ -387,6 +416,9 @@ func runTable(run runInfo, m machineInfo, notRun, failed []string) string {
 	if run.known {
 		fmt.Fprintf(&b, "| load average (1, 5, 15 min) | before %s; after %s |\n", orUnknown(run.start.Load), orUnknown(run.end.Load))
 		fmt.Fprintf(&b, "| benchmarks asked for | `BENCH=%s` |\n", run.start.Bench)
+	}
+	if len(carried) > 0 {
+		fmt.Fprintf(&b, "| from an earlier run | %s |\n", strings.Join(carried, ", "))
 	}
 	if len(notRun) > 0 {
 		fmt.Fprintf(&b, "| not run | %s |\n", strings.Join(notRun, ", "))
@@ -466,9 +498,10 @@ func orUnknown(s string) string {
 }
 
 // copyImages copies the plots the report links from dir to dst and
-// removes the PNGs in dst it no longer links, so that the folder holds the
-// report's plots and nothing else.
-func copyImages(dir, dst string, names []string) error {
+// removes the PNGs in dst it no longer links (neither names nor kept, the
+// plots of sections carried from an earlier report), so that the folder
+// holds the report's plots and nothing else.
+func copyImages(dir, dst string, names, kept []string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
@@ -483,7 +516,7 @@ func copyImages(dir, dst string, names []string) error {
 	}
 	old, _ := filepath.Glob(filepath.Join(dst, "*.png"))
 	for _, p := range old {
-		if !slices.Contains(names, filepath.Base(p)) {
+		if n := filepath.Base(p); !slices.Contains(names, n) && !slices.Contains(kept, n) {
 			if err := os.Remove(p); err != nil {
 				return err
 			}

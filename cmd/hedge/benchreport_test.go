@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/hedge-edge/hedge/agent/transport/mqtt"
 	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/models/slm/evaluate"
 )
@@ -48,8 +50,10 @@ func TestParseGoTestJSON(t *testing.T) {
 			t.Errorf("%s ns/op = %v, want %v", name, b.Metrics["ns/op"], ns)
 		}
 	}
-	if len(bs) != 8 {
-		t.Errorf("got %d benchmarks, want 8: %+v", len(bs), bs)
+	// 8 of scripts/bench.sh's run, and 4 of BenchmarkPutReplies appended
+	// from a later go test -json -bench run of agent/store.
+	if len(bs) != 12 {
+		t.Errorf("got %d benchmarks, want 12: %+v", len(bs), bs)
 	}
 }
 
@@ -227,8 +231,8 @@ func TestBenchReport(t *testing.T) {
 		"| not run | mqtt |",
 		"| **failed** | cloud |",
 		"**Failed** in this run (exit status 1 after 20s)",
-		// Go: the ratio of batched to one-by-one reply records.
-		"**batched ÷ one by one = 2.64×**",
+		// Go: reply records' CPU, one to a commit against 64.
+		"318 µs of CPU per reply at 1 to a commit, 12.4 µs at 64, **25.7× less CPU per reply**",
 		"Ran 13:00:00 → 13:00:40 UTC (40s); load average 0.10 0.20 0.30 → 1.00 0.50 0.40.",
 		// SLM: targets from the figures, ratios against fastText.
 		"| SLM in-scope accuracy (CLINC150 test) | 92.1 % | ≥ 92.0 % | met |",
@@ -306,7 +310,7 @@ func TestBenchReportWithoutRunFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := buildReport(run, machineInfo{CPU: "Test CPU", Cores: 4, MemBytes: 8 << 30, Kernel: "6.1", Go: "go1.26"}, dir, "img")
+	rep := buildReport(run, machineInfo{CPU: "Test CPU", Cores: 4, MemBytes: 8 << 30, Kernel: "6.1", Go: "go1.26"}, dir, "img", earlierReport{})
 	for _, want := range []string{"| run | unknown time (no run.jsonl) |", "| machine | Test CPU, 4 logical CPUs, 8.0 GiB RAM |",
 		"MQTT cache-hit round trip p50 at 2000 q/s", "![anonymizer latency against query length](img/cloud-anonymizer.png)"} {
 		if !strings.Contains(rep.doc, want) {
@@ -389,5 +393,133 @@ func TestLLMSectionWithoutNode(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "llm-bench.json"), []byte("[]"), 0o644)
 	if _, err := renderLLMSection(&reportCtx{dir: dir}); err == nil {
 		t.Error("an empty result list rendered without error")
+	}
+}
+
+// TestMQTTSectionSLM: the slm path's targets at 2,000 q/s, the sweep's
+// highest sustained rate (the first rate not sustained ends it, whatever
+// follows) and the CPU breakdown.
+func TestMQTTSectionSLM(t *testing.T) {
+	dir := t.TempDir()
+	writeJSON(t, dir, "mqtt.json", []benchResult{
+		{Path: "slm", Rate: 2000, Sent: 100, Replies: 100, P50: 0.8, P99: 6.5, Achieved: 2000},
+	})
+	ok := func(rate int, p99 float64) benchResult {
+		return benchResult{Path: "slm", Rate: rate, Sent: rate * 5, Replies: rate * 5, P50: 0.7, P99: p99, Max: 2 * p99, Achieved: float64(rate)}
+	}
+	lagging := ok(6000, 3)
+	lagging.Achieved = 5000
+	writeJSON(t, dir, "mqtt-sweep.json", []benchResult{ok(1000, 2), ok(3000, 4), ok(5000, 9), lagging, ok(7000, 400)})
+	writeJSON(t, dir, "mqtt-profile.json", mqtt.CPUBreakdown{Path: "slm", Rate: 2000, Seconds: 8, Requests: 16000, CPUus: 150,
+		ProcessCPUus: 170, Allocs: 120, AllocBytes: 9000, Load: "0.50 0.40 0.30", Parts: []mqtt.CPUPart{
+			{Name: "intent model (featurize, ONNX Runtime)", Share: 0.4, CPUus: 60, Allocs: 40, AllocBytes: 4000},
+			{Name: "MQTT client (paho: packets, socket I/O)", Share: 0.6, CPUus: 90, Allocs: 80, AllocBytes: 5000},
+		}})
+	writeJSON(t, dir, "mqtt-profile-load.json", []benchResult{ok(2000, 3)})
+	rc := &reportCtx{dir: dir}
+	body, err := renderMQTTSection(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body += rc.targetsTable()
+	for _, want := range []string{
+		"| MQTT SLM-path round trip p50 at 2000 q/s | 0.800 ms | ≤ 1 ms | met |",
+		"| MQTT SLM-path round trip p99 at 2000 q/s | 6.500 ms | ≤ 5 ms | **missed** |",
+		"| 6000 | 5000 | 30000 | 30000 | 0 | 0.700 | 3.000 | 6.000 | no: the load generator reached 5000 q/s |",
+		"| 7000 | 7000 | 35000 | 35000 | 0 | 0.700 | 400.000 | 800.000 | **no** |",
+		"Highest rate sustained: **5000 q/s**.",
+		"| MQTT SLM path: highest rate sustained | 5000 q/s | ≥ 5000 q/s | met |",
+		"5s each",
+		"| intent model (featurize, ONNX Runtime) | 40.0 % | 60.0 µs | 40.0 | 4,000 |",
+		"| **all** | 100 % | **150 µs** | 120 | 9,000 |",
+		"(`/proc`, user and system time over the same seconds): 170 µs per request.",
+		"The load meanwhile: 10000 of 10000 requests answered, 0 errors",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("section lacks %q:\n%s", want, body)
+		}
+	}
+	// A sweep whose first rate fails sustains none.
+	writeJSON(t, dir, "mqtt-sweep.json", []benchResult{ok(1000, 30), ok(2000, 2)})
+	rc = &reportCtx{dir: dir}
+	if body, _ = renderMQTTSection(rc); !strings.Contains(body, "Highest rate sustained: **none of the rates swept**.") {
+		t.Errorf("a sweep with no sustained rate:\n%s", body)
+	}
+}
+
+// TestBenchReportCarriesEarlierSections: a run of mqtt alone keeps the
+// sections an earlier report measured, text, plots and summary figures,
+// marked with the run that measured them, also when carried twice; a
+// section the earlier report had failed is not run. A report from before
+// the headlines comments gives a carried section its targets' figures.
+func TestBenchReportCarriesEarlierSections(t *testing.T) {
+	ctx := context.Background()
+	first, root := t.TempDir(), t.TempDir()
+	benchFixture(t, first)
+	images := filepath.Join(root, "docs", "bench")
+	out := filepath.Join(root, "BENCHMARKS.md")
+	report := func(dir string, extra ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"--dir", dir, "--out", out, "--images", images}, extra...)
+		if code := benchReport(ctx, args, &stdout, &stderr); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	full := report(first)
+
+	mqttOnly := func() string {
+		dir := t.TempDir()
+		writeJSON(t, dir, "mqtt.json", []benchResult{{Path: "cache", Rate: 2000, Sent: 10, Replies: 10, P50: 0.1, P99: 0.2, Achieved: 2000}})
+		run := `{"event":"start","time":"2026-12-01T09:00:00Z","bench":"mqtt","commit":"def456","dirty":false,"load":"0.10 0.10 0.10"}
+{"event":"section","section":"mqtt","start":"2026-12-01T09:00:00Z","end":"2026-12-01T09:02:00Z","seconds":120,"load_before":"0.10 0.10 0.10","load_after":"1.00 0.50 0.20","exit":0}
+{"event":"end","time":"2026-12-01T09:02:00Z","load":"1.00 0.50 0.20"}
+`
+		os.WriteFile(filepath.Join(dir, "run.jsonl"), []byte(run), 0o644)
+		return dir
+	}
+	second := report(mqttOnly(), "--previous", out)
+	firstRun := "*From an earlier run* (2026-11-28 13:00:00 → 13:11:00 UTC (11m0s), commit `abc123` with uncommitted changes): this run did not run it."
+	for _, want := range []string{
+		"| commit | `def456` |",
+		"| from an earlier run | go, slm, llm, tiers |",
+		"| not run | cloud |",
+		"## Store and socket (Go benchmarks)\n\n" + firstRun,
+		"| agent/store | CacheGet |",
+		"| SLM model size (earlier run) | 9.51 MB | ≤ 10 MB | met |",
+		"| store: cache get / put (fsync) (earlier run) |",
+		"| MQTT cache-hit round trip p50 at 2000 q/s | 0.100 ms |",
+		"![latency histogram per tier](docs/bench/tiers.png)",
+	} {
+		if !strings.Contains(second, want) {
+			t.Errorf("second report lacks %q", want)
+		}
+	}
+	if strings.Count(second, firstRun) != 4 {
+		t.Errorf("%d sections carried with the first run's note, want 4:\n%s", strings.Count(second, firstRun), second)
+	}
+	for _, png := range []string{"slm-clinc150.png", "llm-bench.png", "tiers.png"} {
+		if _, err := os.Stat(filepath.Join(images, png)); err != nil {
+			t.Errorf("%s of a carried section removed: %v", png, err)
+		}
+	}
+	// Carried again, a section keeps the run that measured it.
+	third := report(mqttOnly(), "--previous", out)
+	if strings.Count(third, firstRun) != 4 || strings.Contains(third, "(earlier run) (earlier run)") {
+		t.Errorf("carried twice:\n%s", third)
+	}
+
+	// A report without headlines comments.
+	legacy := regexp.MustCompile(`(?s)<!-- headlines.*?-->\n\n`).ReplaceAllString(full, "")
+	os.WriteFile(out, []byte(legacy), 0o644)
+	fourth := report(mqttOnly(), "--previous", out)
+	if !strings.Contains(fourth, "| SLM model size (earlier run) | 9.51 MB | ≤ 10 MB | met |") ||
+		strings.Contains(fourth, "store: cache get / put (fsync) (earlier run)") || !strings.Contains(fourth, "| agent/store | CacheGet |") {
+		t.Errorf("from a report without headlines comments:\n%s", fourth)
 	}
 }

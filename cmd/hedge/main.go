@@ -33,7 +33,7 @@ type command struct {
 // is listed here, nothing registers itself.
 func commands() map[string]command {
 	return map[string]command{
-		"run":          {"run the agent in the foreground: hedge run [--config FILE]", cmdRun},
+		"run":          {"run the agent in the foreground: hedge run [--config FILE]", profiled(cmdRun)},
 		"ask":          {"ask a running hedge over its socket: hedge ask [--socket PATH] [--prefer auto|local|cloud] [--conversation ID] [--json] TEXT", interruptible(ask)},
 		"conversation": {"show or forget one of your conversations: hedge conversation show|rm [--socket PATH] [--json] ID", interruptible(conversationCmd)},
 		"config":       {"check a config file or print the defaults: hedge config check FILE | hedge config defaults", cmdConfig},

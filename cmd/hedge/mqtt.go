@@ -197,7 +197,13 @@ func benchMQTT(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	mdOut := fs.String("out", "", "write the Markdown table to this file")
 	plotOut := fs.String("plot", "", "write a PNG plot of p50/p99 per rate to this file")
 	from := fs.String("from-json", "", "measure nothing: print the table (and --plot) of a --json file of an earlier run")
+	stopSaturated := fs.Bool("stop-saturated", false, "stop a path's rates at the first it does not sustain (a rate sweep: every request answered, p99 within the sustained bound)")
+	targets := fs.String("targets", "cache", "whose targets the plot draws: cache (latency at 2,000 q/s) or slm (latency at 2,000 q/s and the sustained bound)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *targets != "cache" && *targets != "slm" {
+		fmt.Fprintf(stderr, "hedge bench mqtt: --targets: %q is not cache or slm\n", *targets)
 		return 2
 	}
 	if *from != "" {
@@ -212,7 +218,7 @@ func benchMQTT(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		fmt.Fprint(stdout, benchTable(results))
 		if *plotOut != "" {
-			if err := benchPlot(results, *plotOut); err != nil {
+			if err := benchPlot(results, *plotOut, *targets); err != nil {
 				fmt.Fprintf(stderr, "hedge bench mqtt: plot: %v\n", err)
 				return 1
 			}
@@ -247,6 +253,7 @@ func benchMQTT(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var results []benchResult
 	for _, p := range bc.paths {
+	rates:
 		for _, r := range bc.rates {
 			fmt.Fprintf(stderr, "bench mqtt: %s at %d q/s for %s…\n", p, r, bc.duration)
 			res, err := runBench(ctx, bc, p, r)
@@ -258,6 +265,10 @@ func benchMQTT(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			results = append(results, res)
 			if ctx.Err() != nil {
 				return 1
+			}
+			if *stopSaturated && !sustained(res) {
+				fmt.Fprintf(stderr, "bench mqtt: %s does not sustain %d q/s; its higher rates are not run\n", p, r)
+				break rates
 			}
 		}
 	}
@@ -277,7 +288,7 @@ func benchMQTT(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	if *plotOut != "" {
-		if err := benchPlot(results, *plotOut); err != nil {
+		if err := benchPlot(results, *plotOut, *targets); err != nil {
 			fmt.Fprintf(stderr, "hedge bench mqtt: plot: %v\n", err)
 			return 1
 		}
@@ -501,8 +512,8 @@ func benchTable(rs []benchResult) string {
 }
 
 // benchPlot draws p50 (solid) and p99 (dashed) per rate for each path on a
-// log scale.
-func benchPlot(rs []benchResult, file string) error {
+// log scale, with the targets of the cache or the slm path.
+func benchPlot(rs []benchResult, file, targets string) error {
 	p := plot.New()
 	p.Title.Text = "hedge over MQTT (mosquitto, loopback): round trip"
 	p.X.Label.Text = "request rate (q/s)"
@@ -557,10 +568,16 @@ func benchPlot(rs []benchResult, file string) error {
 	if top > 0 {
 		p.Y.Max = top * 40
 	}
-	for _, target := range []struct {
+	type line struct {
 		ms   float64
 		name string
-	}{{mqttTargetP50, fmt.Sprintf("target p50 (cache, %d q/s)", mqttTargetRate)}, {mqttTargetP99, fmt.Sprintf("target p99 (cache, %d q/s)", mqttTargetRate)}} {
+	}
+	lines := []line{{mqttTargetP50, fmt.Sprintf("target p50 (cache, %d q/s)", mqttTargetRate)}, {mqttTargetP99, fmt.Sprintf("target p99 (cache, %d q/s)", mqttTargetRate)}}
+	if targets == "slm" {
+		lines = []line{{mqttSLMTargetP50, fmt.Sprintf("target p50 (slm, %d q/s)", mqttTargetRate)}, {mqttSLMTargetP99, fmt.Sprintf("target p99 (slm, %d q/s)", mqttTargetRate)},
+			{mqttSustainedP99, "sustained: p99 within this"}}
+	}
+	for _, target := range lines {
 		l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: target.ms}, {X: p.X.Max, Y: target.ms}})
 		if err != nil {
 			return err
