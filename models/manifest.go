@@ -110,7 +110,11 @@ func (s *Store) Resolve(ref string) (path, name string, err error) {
 			return s.Path(e), e.Name, nil
 		}
 		if _, err := os.Stat(ref); err != nil {
-			return "", "", fmt.Errorf("resolve model %q: %w in %s (pull it with `hedge models pull URL --sha256 HEX --name %s`, or give a file path)", ref, ErrNotFound, filepath.Join(s.dir, ManifestFile), ref)
+			how := "hedge models pull URL --sha256 HEX --name " + ref
+			if _, known := DefaultCatalog().Lookup(ref); known {
+				how = "hedge models pull " + ref
+			}
+			return "", "", fmt.Errorf("resolve model %q: %w in %s (pull it with `%s`, or give a file path)", ref, ErrNotFound, filepath.Join(s.dir, ManifestFile), how)
 		}
 	}
 	abs, err := filepath.Abs(ref)

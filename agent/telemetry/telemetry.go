@@ -1,8 +1,8 @@
 // Package telemetry counts what hedge does: Prometheus metrics on a registry
 // of hedge's own (never the global default one) and the recent decisions the
 // dashboard shows. The agent feeds it through Observe (agent.Options.Observe);
-// the tiers that know more (outbox, link, cloud tokens, LLM speed) call its
-// setters from the wiring.
+// the tiers that know more (outbox, link, cloud tokens, the LLM's own
+// token counts) call its setters from the wiring.
 package telemetry
 
 import (
@@ -317,6 +317,19 @@ func (t *Telemetry) ObserveLLMTokensPerSecond(v float64) {
 	}
 }
 
+// ObserveLLMGeneration records the speed of one answer from the
+// generator's own counts: tokens sampled, and gen, the time from the first
+// sampled token to the last. That is tokens-1 steps of decoding, so the
+// speed is (tokens-1)/gen; prompt processing is not in it. Counting the
+// pieces the generator emits instead would miss tokens held back (half a
+// UTF-8 character, the start of a stop string) and merged into one piece.
+// An answer of fewer than two tokens has no speed.
+func (t *Telemetry) ObserveLLMGeneration(tokens int, gen time.Duration) {
+	if tokens >= 2 && gen > 0 {
+		t.ObserveLLMTokensPerSecond(float64(tokens-1) / gen.Seconds())
+	}
+}
+
 // Decision is one query as the dashboard lists it.
 type Decision struct {
 	Time       time.Time `json:"time"`
@@ -418,49 +431,3 @@ func (c *countingCache) Get(ctx context.Context, key string) (agent.Answer, bool
 }
 
 var _ agent.Cache = (*countingCache)(nil)
-
-// WrapLLM returns the local LLM g with its decoding speed recorded in
-// hedge_llm_tokens_per_second: the pieces it emits after the first, over
-// the time from the first to the last (prompt processing excluded). The
-// wrapper always hands g an emit, so speed is measured for plain requests
-// too; the caller's emit, when set, still gets every piece. A nil g stays nil.
-func (t *Telemetry) WrapLLM(g agent.Generator) agent.Generator {
-	if g == nil {
-		return nil
-	}
-	return &timedGenerator{Generator: g, t: t}
-}
-
-type timedGenerator struct {
-	agent.Generator
-	t *Telemetry
-}
-
-func (g *timedGenerator) Generate(ctx context.Context, q agent.Query, emit func(string)) (agent.Answer, error) {
-	var mu sync.Mutex
-	var n int
-	var first, last time.Time
-	a, err := g.Generator.Generate(ctx, q, func(tok string) {
-		now := time.Now()
-		mu.Lock()
-		if n == 0 {
-			first = now
-		}
-		n++
-		last = now
-		mu.Unlock()
-		if emit != nil {
-			emit(tok)
-		}
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	if err == nil && n >= 2 {
-		if d := last.Sub(first).Seconds(); d > 0 {
-			g.t.ObserveLLMTokensPerSecond(float64(n-1) / d)
-		}
-	}
-	return a, err
-}
-
-var _ agent.Generator = (*timedGenerator)(nil)

@@ -104,6 +104,9 @@ type doctorEnv struct {
 	Compiled []string
 	// BuildTime is the commit time of this binary (zero when unknown).
 	BuildTime time.Time
+	// Catalog is the models hedge knows by name, with the memory each
+	// needs (models.DefaultCatalog).
+	Catalog models.Catalog
 }
 
 // realDoctorEnv is the running machine.
@@ -116,6 +119,7 @@ func realDoctorEnv(timeout time.Duration) doctorEnv {
 		Timeout:   timeout,
 		NTP:       timedatectlNTP,
 		UnitFiles: []string{systemd.DefaultUnitPath, "/lib/systemd/system/hedge.service", "/usr/lib/systemd/system/hedge.service"},
+		Catalog:   models.DefaultCatalog(),
 	}
 	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
 		env.Systemd = true
@@ -206,6 +210,7 @@ func runChecks(ctx context.Context, cfg config.Config, env doctorEnv) []checkRes
 	out = append(out, checkCPU(env))
 	out = append(out, checkORT(cfg))
 	out = append(out, checkModels(ctx, cfg)...)
+	out = append(out, checkLLMMemory(cfg, env))
 	out = append(out, checkBroker(ctx, cfg, env)...)
 	out = append(out, checkCloud(ctx, cfg, env))
 	out = append(out, checkStateDir(cfg))
@@ -408,6 +413,50 @@ func checkModels(ctx context.Context, cfg config.Config) []checkResult {
 		return append(out, checkResult{"llm", checkFail, fmt.Sprintf("llm.model %s: %v", path, err)})
 	}
 	return append(out, checkResult{"llm", checkOK, fmt.Sprintf("%s: GGUF %s, no checksum recorded (pull it with hedge models pull to have one)", path, info.String("general.architecture"))})
+}
+
+// checkLLMMemory warns when llm.model needs more memory than the board
+// has: hedge would be killed for memory, or swap, on its first answer.
+func checkLLMMemory(cfg config.Config, env doctorEnv) checkResult {
+	const name = "llm memory"
+	if cfg.LLM.Model == "" {
+		return checkResult{name, checkSkip, "llm.model is empty"}
+	}
+	f, _ := platform.Detect(env.Root)
+	if f.MemTotal == 0 {
+		return checkResult{name, checkSkip, "the board's RAM is unknown"}
+	}
+	need, what, ok := llmMemoryNeed(cfg, env.Catalog)
+	if !ok {
+		return checkResult{name, checkSkip, "llm.model " + cfg.LLM.Model + " is not there to size (see llm above)"}
+	}
+	d := fmt.Sprintf("%s needs about %s, the board has %s", what, humanBytes(need), humanBytes(int64(f.MemTotal)))
+	if uint64(need) > f.MemTotal {
+		return checkResult{name, checkWarn, d + ": it does not fit; choose a smaller model (hedge models list --available)"}
+	}
+	return checkResult{name, checkOK, d}
+}
+
+// llmMemoryNeed is the memory llm.model takes: the catalog's figure for a
+// catalog model (known by its checksum, whatever name it was pulled
+// under), else an estimate from the file's size: the weights, a quarter
+// more for the KV cache and compute buffers, and 256 MiB.
+func llmMemoryNeed(cfg config.Config, catalog models.Catalog) (need int64, what string, ok bool) {
+	store := modelStore(cfg)
+	if e, found, err := store.Get(cfg.LLM.Model); err == nil && found {
+		if c, known := catalog.BySHA256(e.SHA256); known {
+			return c.RAM, c.Title, true
+		}
+	}
+	path, _, err := store.Resolve(cfg.LLM.Model)
+	if err != nil {
+		return 0, "", false
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, "", false
+	}
+	return fi.Size() + fi.Size()/4 + 256<<20, filepath.Base(path) + " (estimated from its size)", true
 }
 
 // checkIntentModel checks the model hedge run would load for the

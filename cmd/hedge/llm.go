@@ -8,6 +8,7 @@ import (
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
+	"github.com/hedge-edge/hedge/agent/telemetry"
 	"github.com/hedge-edge/hedge/models"
 	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/platform"
@@ -20,8 +21,9 @@ func modelStore(cfg config.Config) *models.Store {
 
 // wireLLM opens the local LLM tier: it resolves llm.model (a GGUF path or
 // a name in the models manifest) and loads it. With llm.model "" the tier
-// is off: the generator is nil and closeFn does nothing.
-func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger) (gen agent.Generator, closeFn func() error, err error) {
+// is off: the generator is nil and closeFn does nothing. tel, when set,
+// gets each answer's speed from llama.cpp's own token counts.
+func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger, tel *telemetry.Telemetry) (gen agent.Generator, closeFn func() error, err error) {
 	noop := func() error { return nil }
 	c := cfg.LLM
 	if c.Model == "" {
@@ -48,10 +50,19 @@ func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger) (gen agen
 		Temperature: c.Temperature, TopK: c.TopK, TopP: c.TopP, MinP: c.MinP,
 		RepeatPenalty: c.RepeatPenalty, RepeatLastN: c.RepeatLastN, Seed: c.Seed,
 		QueueSize: queue, KeepAlive: c.KeepAlive, MMap: c.MMap, NoRepack: !c.Repack,
-		Log: log,
+		Log: log, OnStats: llmStats(tel),
 	})
 	if err != nil {
 		return nil, noop, fmt.Errorf("llm: %w", err)
 	}
 	return g, g.Close, nil
+}
+
+// llmStats feeds hedge_llm_tokens_per_second from the generator's counts of
+// each answer; nil without telemetry.
+func llmStats(tel *telemetry.Telemetry) func(llm.Stats) {
+	if tel == nil {
+		return nil
+	}
+	return func(s llm.Stats) { tel.ObserveLLMGeneration(s.Tokens, s.GenTime) }
 }

@@ -67,7 +67,7 @@ func TestModelsPullThenWireLLM(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	gen, closeFn, err := wireLLM(ctx, cfg, slog.New(slog.DiscardHandler))
+	gen, closeFn, err := wireLLM(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestModelsPullThenWireLLM(t *testing.T) {
 	if rc := modelsCmd(ctx, []string{"rm", "stories"}, &out, &errb); rc != 0 {
 		t.Fatalf("rm rc=%d: %s", rc, errb.String())
 	}
-	if _, _, err := wireLLM(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "llm.model") {
+	if _, _, err := wireLLM(ctx, cfg, slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "llm.model") {
 		t.Fatalf("wireLLM after rm: %v", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestModelsPullThenWireLLM(t *testing.T) {
 func TestWireLLMOff(t *testing.T) {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
-	gen, closeFn, err := wireLLM(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	gen, closeFn, err := wireLLM(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil || gen != nil || closeFn() != nil {
 		t.Fatalf("llm.model \"\": gen %v, err %v", gen, err)
 	}
@@ -108,7 +108,7 @@ func TestWireLLMByPathAndBadFile(t *testing.T) {
 	cfg := config.Default()
 	cfg.StateDir = dir
 	cfg.LLM.Model = p
-	_, _, err := wireLLM(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	_, _, err := wireLLM(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
 	if err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("truncated model: %v", err)
 	}

@@ -16,13 +16,19 @@ import (
 )
 
 const modelsUsage = `usage:
+  hedge models pull NAME [--config FILE]               (a model of list --available)
   hedge models pull URL --sha256 HEX [--name NAME] [--config FILE]
-  hedge models list [--config FILE]
+  hedge models list [--available] [--config FILE]
   hedge models verify [NAME...] [--config FILE]
   hedge models rm NAME [--config FILE]`
 
 // modelsCmd manages the models folder (<state_dir>/models).
 func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return modelsWith(ctx, args, stdout, stderr, models.DefaultCatalog())
+}
+
+// modelsWith is modelsCmd with the models it knows by name.
+func modelsWith(ctx context.Context, args []string, stdout, stderr io.Writer, catalog models.Catalog) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, modelsUsage)
 		return 2
@@ -32,7 +38,8 @@ func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: $HEDGE_CONFIG, else built-in defaults)")
 	sum := fs.String("sha256", "", "expected sha256 of the file (pull)")
-	name := fs.String("name", "", "name in the manifest (pull; default: the URL's file name)")
+	name := fs.String("name", "", "name in the manifest (pull; default: the catalog's name, or the URL's file name)")
+	available := fs.Bool("available", false, "list the models hedge can pull by name (list)")
 	// Flags may come before or after the positional arguments.
 	var pos []string
 	rest := args[1:]
@@ -54,37 +61,15 @@ func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	store := modelStore(cfg)
 	switch {
 	case sub == "pull" && len(pos) == 1:
-		if *sum == "" {
-			fmt.Fprintln(stderr, "hedge models pull: --sha256 is required: a model is installed only when its checksum is known")
-			return 2
+		opts, code := pullOptions(pos[0], *sum, *name, catalog, stderr)
+		if code != 0 {
+			return code
 		}
-		bar := downloadBar(stderr)
-		e, err := store.Pull(ctx, models.PullOptions{URL: pos[0], SHA256: *sum, Name: *name, Progress: bar.update})
-		bar.finish()
-		if err != nil {
-			fmt.Fprintf(stderr, "hedge models pull: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "installed %s (%s, sha256 %s) in %s\n", e.Name, humanBytes(e.Size), e.SHA256, store.Path(e))
-		fmt.Fprintf(stdout, "use it with llm.model: %s\n", e.Name)
-		return 0
+		return pull(ctx, store, opts, stdout, stderr)
+	case sub == "list" && len(pos) == 0 && *available:
+		return listAvailable(store, catalog, stdout, stderr)
 	case sub == "list" && len(pos) == 0:
-		list, err := store.List()
-		if err != nil {
-			fmt.Fprintf(stderr, "hedge models list: %v\n", err)
-			return 1
-		}
-		if len(list) == 0 {
-			fmt.Fprintf(stdout, "no models in %s\n", store.Dir())
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tADDED\tFILE")
-		for _, e := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, humanBytes(e.Size), e.SHA256[:12], e.Added.Format(time.DateOnly), store.Path(e))
-		}
-		tw.Flush()
-		return 0
+		return listInstalled(store, stdout, stderr)
 	case sub == "verify":
 		res, err := store.Verify(ctx, pos...)
 		bad := err != nil
@@ -113,6 +98,91 @@ func modelsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintln(stderr, modelsUsage)
 	return 2
+}
+
+// pullOptions is what to download for `pull REF`: a URL with its
+// --sha256, or the name of a catalog model (whose checksum is known).
+func pullOptions(ref, sum, name string, catalog models.Catalog, stderr io.Writer) (models.PullOptions, int) {
+	if strings.Contains(ref, "://") {
+		if sum == "" {
+			fmt.Fprintln(stderr, "hedge models pull: --sha256 is required: a model is installed only when its checksum is known")
+			return models.PullOptions{}, 2
+		}
+		return models.PullOptions{URL: ref, SHA256: sum, Name: name}, 0
+	}
+	e, ok := catalog.Lookup(ref)
+	if !ok {
+		fmt.Fprintf(stderr, "hedge models pull: %s is not a model hedge knows (%s; see hedge models list --available), nor a URL\n", ref, strings.Join(catalog.Names(), ", "))
+		return models.PullOptions{}, 2
+	}
+	if sum != "" && !strings.EqualFold(sum, e.SHA256) {
+		fmt.Fprintf(stderr, "hedge models pull: --sha256 %s is not the checksum of %s (%s)\n", sum, e.Name, e.SHA256)
+		return models.PullOptions{}, 2
+	}
+	o := e.PullOptions()
+	if name != "" {
+		o.Name = name
+	}
+	return o, 0
+}
+
+func pull(ctx context.Context, store *models.Store, o models.PullOptions, stdout, stderr io.Writer) int {
+	bar := downloadBar(stderr)
+	o.Progress = bar.update
+	e, err := store.Pull(ctx, o)
+	bar.finish()
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge models pull: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "installed %s (%s, sha256 %s) in %s\n", e.Name, humanBytes(e.Size), e.SHA256, store.Path(e))
+	fmt.Fprintf(stdout, "use it with llm.model: %s\n", e.Name)
+	return 0
+}
+
+func listInstalled(store *models.Store, stdout, stderr io.Writer) int {
+	list, err := store.List()
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge models list: %v\n", err)
+		return 1
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdout, "no models in %s\n", store.Dir())
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tADDED\tFILE")
+	for _, e := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, humanBytes(e.Size), e.SHA256[:12], e.Added.Format(time.DateOnly), store.Path(e))
+	}
+	tw.Flush()
+	return 0
+}
+
+// listAvailable prints the catalog, marking the models already installed
+// (by checksum, whatever name they were pulled under).
+func listAvailable(store *models.Store, catalog models.Catalog, stdout, stderr io.Writer) int {
+	list, err := store.List()
+	if err != nil {
+		fmt.Fprintf(stderr, "hedge models list: %v\n", err)
+		return 1
+	}
+	installed := map[string]string{}
+	for _, e := range list {
+		installed[e.SHA256] = e.Name
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMODEL\tSIZE\tRAM\tLICENSE\tINSTALLED\tBOARDS")
+	for _, e := range catalog {
+		inst := "-"
+		if n, ok := installed[e.SHA256]; ok {
+			inst = "as " + n
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Title, humanBytes(e.Size), humanBytes(e.RAM), e.License, inst, strings.Join(e.Boards, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout, "\npull one with: hedge models pull NAME")
+	return 0
 }
 
 // bar draws download progress: a redrawn line on a terminal, a line per

@@ -149,12 +149,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	}
 	if cfg.LLM.Model != "" {
 		ready.Set("llm", false)
-		gen, closeLLM, err := wireLLM(ctx, cfg, log)
+		gen, closeLLM, err := wireLLM(ctx, cfg, log, tel)
 		if err != nil {
 			return err
 		}
 		closers = append(closers, closeLLM)
-		opts.LLM = tel.WrapLLM(gen)
+		opts.LLM = gen
 		versions = append(versions, "llm:"+cfg.LLM.Model)
 		ready.Set("llm", true)
 	}

@@ -19,6 +19,10 @@
 //     1) come first, as the answer is produced.
 //   - A line longer than the request limit gets a too_large reply, the rest
 //     of the line is discarded, and the connection stays usable.
+//   - A client that closes the connection while its request runs cancels
+//     it (on Linux): the generation stops at its next token. Half-closing
+//     (shutting down only the writing side) is not hanging up: the replies
+//     still come.
 package local
 
 import (
@@ -396,6 +400,7 @@ type conn struct {
 	nc      *net.UnixConn
 	caller  string
 	closing atomic.Bool
+	hungUp  atomic.Bool // the client closed its end while a request ran
 
 	wmu    sync.Mutex // serializes writes: chunks may come from a generator's goroutine
 	wbuf   bytes.Buffer
@@ -457,7 +462,7 @@ func (s *Server) serveConn(ctx context.Context, h agent.Handler, c *conn) {
 			}
 			break
 		}
-		if c.isBroken() {
+		if c.isBroken() || c.hungUp.Load() {
 			break
 		}
 	}
@@ -522,10 +527,20 @@ func (c *conn) request(ctx context.Context, h agent.Handler, line []byte, tooLar
 			}
 		}
 	}
+	// A client that hangs up is waiting for nothing: its generation stops
+	// at the next token and frees the model for others.
+	stopWatch := watchHangup(c.nc, func() {
+		c.hungUp.Store(true)
+		c.s.log.Debug("client hung up; request cancelled", "caller", c.caller, "id", q.ID)
+		cancel()
+	})
 	ans := c.handle(ctx, h, q, emit)
+	stopWatch()
 	c.wmu.Lock()
 	done = true
-	c.writeLocked(ans)
+	if !c.hungUp.Load() { // else nobody reads the reply
+		c.writeLocked(ans)
+	}
 	c.wmu.Unlock()
 }
 

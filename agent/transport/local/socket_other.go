@@ -26,3 +26,7 @@ func bindUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
 
 // peerCaller is "" where SO_PEERCRED is not available.
 func peerCaller(c *net.UnixConn) string { return "" }
+
+// watchHangup does nothing here: without POLLHUP's Linux meaning a hang-up
+// is seen only when a streamed chunk fails to write.
+func watchHangup(c *net.UnixConn, hangup func()) (stop func()) { return func() {} }
