@@ -9,15 +9,22 @@
 # shared machine hits all three alike; each run is one warm-up plus the
 # median of REPS requests; the table shows the median over ROUNDS runs.
 #
-# Env: ROUNDS (3), REPS (3), GEN (32 tokens), THREADS (2),
+# Then, on the TinyLlama-shaped file, a conversation (llmbench -turns):
+# the time to first token of turn 1 and of turn TURNS, with the KV cache
+# reused between turns and with every prompt evaluated whole, medians of
+# CONV_RUNS conversations, into llm-conversation.json.
+#
+# Env: ROUNDS (3), REPS (3), GEN (32 tokens), THREADS (2), TURNS (6),
+#      CONV_RUNS (3), CONV_ANSWER (150 tokens per answer at most),
 #      BENCH_DIR (fixtures, builds, npm install; default ~/.cache/hedge-bench),
-#      OUT (folder of llm-bench.md, .png, .json (the medians) and
-#      -raw.jsonl (every run's line); default docs).
+#      OUT (folder of llm-bench.md, .png, .json (the medians),
+#      -raw.jsonl (every run's line) and llm-conversation.json; default docs).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 eval "$(scripts/cgo-env.sh)"
 ROUNDS=${ROUNDS:-3} REPS=${REPS:-3} GEN=${GEN:-32} THREADS=${THREADS:-2}
+TURNS=${TURNS:-6} CONV_RUNS=${CONV_RUNS:-3} CONV_ANSWER=${CONV_ANSWER:-150}
 BENCH_DIR=${BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hedge-bench}
 OUT=${OUT:-$repo/docs}
 mkdir -p "$BENCH_DIR" "$OUT"
@@ -82,6 +89,9 @@ for round in $(seq 1 "$ROUNDS"); do
 		done
 	done
 done
+log "conversation of $TURNS turns on $(basename "${files[1]}") (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+"$BENCH_DIR/llmbench" -model "${files[1]}" -threads "$THREADS" -turns "$TURNS" -runs "$CONV_RUNS" -answer "$CONV_ANSWER" \
+	-json "$OUT/llm-conversation.json"
 cp "$raw" "$OUT/llm-bench-raw.jsonl"
 "$BENCH_DIR/llmbench" -report "$raw" -png "$OUT/llm-bench.png" -json "$OUT/llm-bench.json" | tee "$OUT/llm-bench.md"
 log "table in $OUT/llm-bench.md, chart in $OUT/llm-bench.png, medians in $OUT/llm-bench.json, raw lines in $OUT/llm-bench-raw.jsonl"

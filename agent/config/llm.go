@@ -48,6 +48,12 @@ type LLM struct {
 	MMap string `yaml:"mmap"`
 	// Repack lets ggml re-lay Q4_0/Q4_K/IQ4_NL weights for faster CPU kernels.
 	Repack bool `yaml:"repack"`
+	// KVReuse lets a conversation's follow-up turn evaluate only its new
+	// tokens: the KV cache keeps what the last turn evaluated.
+	KVReuse bool `yaml:"kv_reuse"`
+	// KVCacheMB bounds the memory (MiB) that keeps the KV states of recent
+	// conversations other than the last one; 0 keeps none.
+	KVCacheMB int `yaml:"kv_cache_mb"`
 }
 
 func defaultLLM() LLM {
@@ -65,6 +71,8 @@ func defaultLLM() LLM {
 		QueueSize:     4,
 		MMap:          "auto",
 		Repack:        true,
+		KVReuse:       true,
+		KVCacheMB:     64,
 	}
 }
 
@@ -127,6 +135,9 @@ func (l *LLM) validate() []string {
 	}
 	if l.KeepAlive < 0 {
 		p = append(p, Problem("llm.keep_alive", l.KeepAlive, "must not be negative (0 keeps the model loaded)"))
+	}
+	if l.KVCacheMB < 0 || l.KVCacheMB > 1<<20 {
+		p = append(p, Problem("llm.kv_cache_mb", l.KVCacheMB, "must be between 0 (none saved) and 1048576"))
 	}
 	switch l.MMap {
 	case "auto", "on", "off":

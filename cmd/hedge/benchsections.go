@@ -605,6 +605,11 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 		}
 	}
 	b.WriteString(rc.image("llm-bench.png", "tokens per second and peak RSS, hedge vs C vs node-llama-cpp"))
+	conv, err := renderLLMConversation(rc)
+	if err != nil {
+		return "", err
+	}
+	b.WriteString(conv)
 	return b.String(), nil
 }
 

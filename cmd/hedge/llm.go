@@ -43,6 +43,10 @@ func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger, tel *tele
 	if queue == 0 {
 		queue = -1 // llm.Options: 0 is "default", negative is "none may wait"
 	}
+	kvBytes := int64(c.KVCacheMB) << 20
+	if kvBytes == 0 {
+		kvBytes = -1 // llm.Options: 0 is "default", negative is "none saved"
+	}
 	g, err := llm.New(ctx, llm.Options{
 		Path: path, Name: name,
 		ContextSize: c.ContextSize, Threads: threads, BatchSize: c.BatchSize, MaxTokens: c.MaxTokens,
@@ -50,6 +54,7 @@ func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger, tel *tele
 		Temperature: c.Temperature, TopK: c.TopK, TopP: c.TopP, MinP: c.MinP,
 		RepeatPenalty: c.RepeatPenalty, RepeatLastN: c.RepeatLastN, Seed: c.Seed,
 		QueueSize: queue, KeepAlive: c.KeepAlive, MMap: c.MMap, NoRepack: !c.Repack,
+		NoKVReuse: !c.KVReuse, KVCacheBytes: kvBytes,
 		Log: log, OnStats: llmStats(tel),
 	})
 	if err != nil {

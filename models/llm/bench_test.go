@@ -10,12 +10,13 @@ import (
 )
 
 // benchGenerate measures whole requests (prompt + 32 greedy tokens) and
-// reports prompt and generation tokens per second.
+// reports prompt and generation tokens per second. The same prompt every
+// time: it is evaluated whole (NoKVReuse), not taken from the KV cache.
 func benchGenerate(b *testing.B, path string, threads int) {
 	var st Stats
 	var promptS, genS float64
 	var promptN, genN int
-	g, err := New(context.Background(), Options{Path: path, Threads: threads, Temperature: 0, MaxTokens: 32, OnStats: func(s Stats) { st = s }})
+	g, err := New(context.Background(), Options{Path: path, Threads: threads, Temperature: 0, MaxTokens: 32, NoKVReuse: true, OnStats: func(s Stats) { st = s }})
 	if err != nil {
 		b.Fatal(err)
 	}

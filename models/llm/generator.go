@@ -86,6 +86,15 @@ type Options struct {
 	MMap string
 	// NoRepack turns off ggml's CPU repacking of Q4_0/Q4_K/IQ4_NL weights.
 	NoRepack bool
+	// NoKVReuse evaluates every prompt whole. By default a request reuses
+	// the longest prefix of its tokens that the KV cache still holds from
+	// the last request of the same conversation (docs/llm.md).
+	NoKVReuse bool
+	// KVCacheBytes bounds the memory that keeps the KV states of recent
+	// conversations other than the last one, so that each resumes where
+	// it was; default DefaultKVCacheBytes, negative keeps none (only the
+	// context's own, the last conversation's).
+	KVCacheBytes int64
 	// Log receives load events and llama.cpp's warnings; default discards.
 	Log *slog.Logger
 	// OnStats, when set, receives the counts and timings of each request
@@ -96,8 +105,15 @@ type Options struct {
 // Stats describes one request's work.
 type Stats struct {
 	PromptTokens int
-	// PromptTime is the time llama.cpp took to process the prompt.
-	PromptTime time.Duration
+	// ReusedTokens of the prompt were in the KV cache already, from the
+	// conversation's last request: PromptTime is the time llama.cpp took
+	// to evaluate the others, PromptTokens-ReusedTokens.
+	ReusedTokens int
+	PromptTime   time.Duration
+	// FirstToken is the time from the request's turn on the context to
+	// its first sampled token: building and tokenizing the prompt, making
+	// the KV cache hold the conversation's state, evaluating the prompt.
+	FirstToken time.Duration
 	// Tokens is how many tokens were sampled; GenTime is the time from the
 	// first sampled token to the last, that is Tokens-1 steps of decoding
 	// and sampling: the generation speed is (Tokens-1)/GenTime (the first
@@ -139,6 +155,8 @@ type Generator struct {
 	closed  bool
 	loadErr error
 
+	kv kvCache // what the context's memory holds; g.turn's holder owns it
+
 	abortMu  sync.Mutex
 	abortReq uint64 // the request whose ctx may set the abort flag
 	reqSeq   uint64
@@ -172,6 +190,9 @@ func New(ctx context.Context, o Options) (*Generator, error) {
 	if o.MMap == "" {
 		o.MMap = MMapAuto
 	}
+	if o.KVCacheBytes == 0 {
+		o.KVCacheBytes = DefaultKVCacheBytes
+	}
 	switch o.MMap {
 	case MMapAuto, MMapOn, MMapOff:
 	default:
@@ -185,6 +206,7 @@ func New(ctx context.Context, o Options) (*Generator, error) {
 		log:   o.Log,
 		admit: make(chan struct{}, 1+o.QueueSize),
 		turn:  make(chan struct{}, 1),
+		kv:    kvCache{off: o.NoKVReuse, limit: o.KVCacheBytes},
 	}
 	// The message names llama.cpp; the component stays the one hedge gave.
 	backendInit(o.Log)
@@ -263,6 +285,7 @@ func hasRepackable(info *gguf.Info) bool {
 }
 
 func (g *Generator) unloadLocked() {
+	g.kv.reset()
 	if g.c != nil {
 		g.c.free()
 		g.c = nil
@@ -420,6 +443,7 @@ type genResult struct {
 
 // generate runs one request on the context it owns (g.turn is held).
 func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl string, q agent.Query, emit func(string)) (genResult, error) {
+	start := time.Now()
 	maxTokens := g.o.MaxTokens
 	if q.MaxTokens > 0 {
 		maxTokens = q.MaxTokens
@@ -429,21 +453,36 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	if q.System != "" {
 		system = q.System
 	}
-	toks, dropped, err := fitPrompt(m, tmpl, chat{system: system, turns: q.History, text: q.Text}, min(maxTokens, nctx/2), nctx)
+	key := kvKey(q)
+	turns := g.kv.asProduced(key, q.History)
+	toks, dropped, err := fitPrompt(m, tmpl, chat{system: system, turns: turns, text: q.Text}, min(maxTokens, nctx/2), nctx)
 	if err != nil {
 		return genResult{}, err
 	}
-	text, truncated, err := g.decodeLoop(ctx, m, c, toks, maxTokens, emit)
+	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start}
+	text, raw, truncated, err := g.decodeLoop(ctx, run, emit)
+	if err == nil {
+		g.kv.answered(key, text, raw)
+	}
 	return genResult{text: text, truncated: truncated, historyDropped: dropped}, err
 }
 
-// decodeLoop evaluates the prompt toks and samples up to maxTokens.
-func (g *Generator) decodeLoop(ctx context.Context, m *cModel, c *cContext, toks []int32, maxTokens int, emit func(string)) (string, bool, error) {
-	nctx := c.nCtx()
-	// Cancellation: ctx's end raises the abort flag that ggml polls during
-	// a decode; the loop below also checks ctx between tokens. A request
-	// number keeps a late AfterFunc of a finished request from aborting
-	// the next one.
+// decodeRun is one request's decoding: the model and context, the key of
+// its KV state, the prompt's tokens, the answer's bound and when the
+// request got the context.
+type decodeRun struct {
+	m         *cModel
+	c         *cContext
+	key       string
+	toks      []int32
+	maxTokens int
+	start     time.Time
+}
+
+// watchAbort arms ctx's end to raise c's abort flag, which ggml polls
+// during a decode; the returned func disarms it. A request number keeps a
+// late AfterFunc of a finished request from aborting the next one.
+func (g *Generator) watchAbort(ctx context.Context, c *cContext) (stop func()) {
 	g.abortMu.Lock()
 	g.reqSeq++
 	req := g.reqSeq
@@ -457,21 +496,38 @@ func (g *Generator) decodeLoop(ctx context.Context, m *cModel, c *cContext, toks
 			c.setAbort(true)
 		}
 	})
-	defer func() {
+	return func() {
 		stopAbort()
 		g.abortMu.Lock()
 		g.abortReq = 0
 		c.setAbort(false)
 		g.abortMu.Unlock()
-	}()
+	}
+}
 
-	c.clear()
+// decodeErr is the error of a failed decode of c: ctx's own when ctx's
+// end aborted it.
+func (g *Generator) decodeErr(ctx context.Context, c *cContext, err error, what string) error {
+	g.kv.failed(c)
+	if errors.Is(err, errAborted) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("llm: %s%w", what, err)
+}
+
+// decodeLoop evaluates the prompt's tokens that the KV cache does not hold
+// and samples up to run.maxTokens. The loop also checks ctx between tokens.
+// It returns the answer, the text of every token sampled for it (raw) and
+// whether the answer was cut at the limit.
+func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(string)) (text, raw string, truncated bool, err error) {
+	m, c, toks := run.m, run.c, run.toks
+	nctx := c.nCtx()
+	defer g.watchAbort(ctx, c)()
 	smp := newSampler(g.sampling())
 	defer smp.free()
 
 	st := newStreamer(g.o.Stop, emit)
 	stats := Stats{PromptTokens: len(toks)}
-	t0 := time.Now()
 	var tFirst, tLast time.Time
 	if g.o.OnStats != nil {
 		defer func() {
@@ -481,22 +537,24 @@ func (g *Generator) decodeLoop(ctx context.Context, m *cModel, c *cContext, toks
 			g.o.OnStats(stats)
 		}()
 	}
-	if err := c.decode(toks, 0); err != nil {
-		if errors.Is(err, errAborted) && ctx.Err() != nil {
-			return "", false, ctx.Err()
-		}
-		return "", false, fmt.Errorf("llm: prompt: %w", err)
+	reused := g.kv.prepare(c, run.key, toks)
+	stats.ReusedTokens = reused
+	t0 := time.Now()
+	if err := c.decode(toks[reused:], reused); err != nil {
+		return "", "", false, g.decodeErr(ctx, c, err, "prompt: ")
 	}
 	stats.PromptTime = time.Since(t0)
 	pos := len(toks)
-	var piece []byte
-	truncated := false
-	for n := 0; n < maxTokens; n++ {
+	var piece, all []byte
+	for n := 0; n < run.maxTokens; n++ {
 		if err := ctx.Err(); err != nil {
 			st.flush()
-			return st.text(), false, err
+			return st.text(), "", false, err
 		}
 		tok := smp.sample(c)
+		if n == 0 {
+			stats.FirstToken = time.Since(run.start)
+		}
 		if m.isEOG(tok) {
 			break
 		}
@@ -508,24 +566,23 @@ func (g *Generator) decodeLoop(ctx context.Context, m *cModel, c *cContext, toks
 			}
 		}
 		piece = m.piece(piece[:0], tok)
+		all = append(all, piece...)
 		if st.push(piece) {
 			break
 		}
-		if n+1 == maxTokens || pos >= nctx {
+		if n+1 == run.maxTokens || pos >= nctx {
 			truncated = true
 			break // no decode for a token that will not be sampled from, or no room
 		}
 		if err := c.decode([]int32{tok}, pos); err != nil {
 			st.flush()
-			if errors.Is(err, errAborted) && ctx.Err() != nil {
-				return st.text(), false, ctx.Err()
-			}
-			return st.text(), false, fmt.Errorf("llm: %w", err)
+			return st.text(), "", false, g.decodeErr(ctx, c, err, "")
 		}
+		g.kv.evaluated(tok)
 		pos++
 	}
 	st.flush()
-	return st.text(), truncated, nil
+	return st.text(), string(all), truncated, nil
 }
 
 var _ agent.Generator = (*Generator)(nil)

@@ -357,6 +357,52 @@ func (c *cContext) setAbort(v bool) {
 // clear forgets every cached position (a new conversation).
 func (c *cContext) clear() { C.llama_memory_clear(C.llama_get_memory(c.p), true) }
 
+// keepPrefix drops the cached positions from n on, keeping 0…n-1, when the
+// memory holds exactly the have positions 0…have-1 of sequence 0 and can
+// drop part of a sequence. It reports whether it did: a recurrent memory
+// cannot, and a sliding-window one that has forgotten its first positions
+// (pos_min > 0) would keep a prefix it no longer attends to whole.
+func (c *cContext) keepPrefix(n, have int) bool {
+	mem := C.llama_get_memory(c.p)
+	if C.llama_memory_seq_pos_min(mem, 0) > 0 || c.posMax() != have-1 {
+		return false
+	}
+	return bool(C.llama_memory_seq_rm(mem, 0, C.llama_pos(n), -1))
+}
+
+// posMax is the last position sequence 0 holds, -1 when it is empty.
+func (c *cContext) posMax() int { return int(C.llama_memory_seq_pos_max(C.llama_get_memory(c.p), 0)) }
+
+// saveSeq copies sequence 0's state (its KV cells) into Go memory; nil
+// when it is empty, larger than limit bytes or llama.cpp copied nothing.
+func (c *cContext) saveSeq(limit int64) []byte {
+	size := C.llama_state_seq_get_size(c.p, 0)
+	if size == 0 || int64(size) > limit {
+		return nil
+	}
+	buf := make([]byte, size)
+	n := C.llama_state_seq_get_data(c.p, (*C.uint8_t)(unsafe.Pointer(&buf[0])), size, 0)
+	if n == 0 {
+		return nil
+	}
+	return buf[:n]
+}
+
+// loadSeq replaces the whole memory with a state saveSeq copied; it
+// reports whether llama.cpp took it (on false the memory is empty).
+func (c *cContext) loadSeq(data []byte) bool {
+	c.clear()
+	if len(data) == 0 {
+		return false
+	}
+	n := C.llama_state_seq_set_data(c.p, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), 0)
+	if n == 0 {
+		c.clear()
+		return false
+	}
+	return true
+}
+
 // errAborted is decode's answer when setAbort(true) stopped it.
 var errAborted = errors.New("decode aborted")
 

@@ -19,6 +19,9 @@ type streamer struct {
 	stopped bool
 }
 
+// leadingSpace is what the streamer drops at an answer's start.
+const leadingSpace = " \t\r\n"
+
 func newStreamer(stops []string, emit func(string)) *streamer {
 	s := &streamer{emit: emit}
 	for _, st := range stops {
@@ -37,7 +40,7 @@ func (s *streamer) push(b []byte) bool {
 	}
 	s.pending = append(s.pending, b...)
 	if !s.started {
-		trimmed := strings.TrimLeft(string(s.pending), " \t\r\n")
+		trimmed := strings.TrimLeft(string(s.pending), leadingSpace)
 		s.pending = append(s.pending[:0], trimmed...)
 		if len(s.pending) == 0 {
 			return false

@@ -1,7 +1,12 @@
 // Command llmbench measures hedge's local LLM tier on one GGUF file:
 // prompt and generation tokens per second and the process's peak RSS. It
 // prints one JSON line; scripts/bench-llm.sh runs it beside the C baseline
-// (models/llm/cbench) and node-llama-cpp on the same files.
+// (models/llm/cbench) and node-llama-cpp on the same files. Every prompt is
+// evaluated whole there, as the peers do.
+//
+// With -turns N it measures a conversation instead: the time to first
+// token of turn 1 and turn N, with the KV cache reused between turns and
+// without (conversation.go).
 package main
 
 import (
@@ -29,8 +34,24 @@ func main() {
 	mmap := flag.String("mmap", "auto", "auto, on or off")
 	rep := flag.String("report", "", "summarize this file of result lines as a markdown table (stdout)")
 	png := flag.String("png", "", "with -report: also draw the table as a bar chart PNG")
-	jsonOut := flag.String("json", "", "with -report: also write the medians as JSON to this file")
+	jsonOut := flag.String("json", "", "with -report: also write the medians as JSON to this file; with -turns: the result")
+	turns := flag.Int("turns", 0, "measure a conversation of this many turns (time to first token of the first and the last)")
+	answer := flag.Int("answer", 150, "with -turns: tokens per answer at most")
+	runs := flag.Int("runs", 3, "with -turns: conversations measured (after one warm-up request)")
+	template := flag.String("template", "zephyr", "with -turns: chat template (a llama.cpp built-in name)")
 	flag.Parse()
+	if *turns > 0 {
+		if *model == "" {
+			flag.Usage()
+			os.Exit(2)
+		}
+		o := convOptions{model: *model, template: *template, jsonOut: *jsonOut, threads: *threads, turns: *turns, answer: *answer, runs: *runs}
+		if err := conversation(o); err != nil {
+			fmt.Fprintln(os.Stderr, "llmbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *rep != "" {
 		f, err := os.Open(*rep)
 		if err != nil {
@@ -52,7 +73,7 @@ func main() {
 	var last llm.Stats
 	g, err := llm.New(context.Background(), llm.Options{
 		Path: *model, Threads: *threads, Temperature: 0, ContextSize: 1024, BatchSize: 512,
-		MaxTokens: *gen, MMap: *mmap, Log: slog.New(slog.DiscardHandler),
+		MaxTokens: *gen, MMap: *mmap, NoKVReuse: true, Log: slog.New(slog.DiscardHandler),
 		OnStats: func(s llm.Stats) { last = s },
 	})
 	if err != nil {
