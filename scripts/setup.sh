@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh [build|test] — installs what a fresh Debian machine lacks.
 #   build: the C toolchain for cgo, Go modules, the ONNX Runtime library.
-#   test:  the above plus the real components the tests run against.
+#   test:  the above plus the real components the tests run against (and
+#          the real tokenizers the chat-template tests build models with).
 # Safe to run again: every step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,6 @@ fi
 scripts/apt-ensure.sh "${pkgs[@]}"
 go mod download
 scripts/fetch-ort.sh >/dev/null
+if [ "$what" = test ]; then
+	scripts/fetch-tokenizers.sh >/dev/null
+fi

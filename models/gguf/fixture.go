@@ -126,6 +126,30 @@ func Vocab(n int) (tokens []string, scores []float32, types []int32) {
 // are uniform random (deterministic for a seed) of type t (F32, Q8_0 or
 // Q4_0; norms stay F32), with the vocabulary of Vocab.
 func WriteLlama(path string, s Shape, t Type, seed uint64) error {
+	return Fixture{Shape: s, Type: t, Seed: seed}.Write(path)
+}
+
+// Fixture is a llama-architecture model with random weights.
+type Fixture struct {
+	Shape Shape
+	// Type of the matrices: F32, Q8_0 or Q4_0 (norms stay F32).
+	Type Type
+	// Seed makes the weights: the same seed, the same weights.
+	Seed uint64
+	// Vocab is the tokenizer; nil: SyntheticVocab's of Shape.Vocab tokens
+	// (Shape.EOS its end of sequence). Shape.Vocab is ignored otherwise.
+	Vocab *Vocabulary
+	// SwapOutput, when its two token ids differ, exchanges their rows of
+	// the output projection (the shape must not tie it to the embedding):
+	// the model gives each the logit the other had, and reads every prompt
+	// as before. Tests use it to make a model produce a chosen token.
+	SwapOutput [2]int
+}
+
+// Write writes f to path (through a temporary file: a failed write leaves
+// no partial model).
+func (f Fixture) Write(path string) error {
+	s, t := f.Shape, f.Type
 	switch t {
 	case F32, Q8_0, Q4_0:
 	default:
@@ -134,13 +158,25 @@ func WriteLlama(path string, s Shape, t Type, seed uint64) error {
 	if s.Embd%s.Heads != 0 || s.Heads%s.HeadsKV != 0 {
 		return fmt.Errorf("write llama fixture: shape %s: heads do not divide", s.Name)
 	}
-	hd := s.Embd / s.Heads
-	eos := s.EOS
-	if eos == 0 {
-		eos = 2
+	v := f.Vocab
+	if v == nil {
+		syn := SyntheticVocab(s.Vocab, s.EOS)
+		v = &syn
 	}
-	tokens, scores, types := Vocab(s.Vocab)
-	kvs := []KV{
+	s.Vocab = len(v.Tokens)
+	swap := f.SwapOutput[0] != f.SwapOutput[1]
+	if swap && (s.TiedOutput || min(f.SwapOutput[0], f.SwapOutput[1]) < 0 || max(f.SwapOutput[0], f.SwapOutput[1]) >= s.Vocab) {
+		return fmt.Errorf("write llama fixture: swap of output rows %v: needs an untied output and ids below %d", f.SwapOutput, s.Vocab)
+	}
+	kvs := append(llamaKVs(s, t), v.kvs()...)
+	ts := f.tensors(s)
+	return Write(path, kvs, ts)
+}
+
+// llamaKVs is the architecture's metadata of shape s.
+func llamaKVs(s Shape, t Type) []KV {
+	hd := s.Embd / s.Heads
+	return []KV{
 		{"general.architecture", "llama"},
 		{"general.name", s.Name},
 		{"general.file_type", ftype(t)},
@@ -154,25 +190,26 @@ func WriteLlama(path string, s Shape, t Type, seed uint64) error {
 		{"llama.rope.freq_base", s.RopeBase},
 		{"llama.attention.layer_norm_rms_epsilon", s.NormEpsilon},
 		{"llama.vocab_size", uint32(s.Vocab)},
-		{"tokenizer.ggml.model", "llama"},
-		{"tokenizer.ggml.tokens", tokens},
-		{"tokenizer.ggml.scores", scores},
-		{"tokenizer.ggml.token_type", types},
-		{"tokenizer.ggml.unknown_token_id", uint32(0)},
-		{"tokenizer.ggml.bos_token_id", uint32(1)},
-		{"tokenizer.ggml.eos_token_id", eos},
-		{"tokenizer.ggml.add_bos_token", true},
-		{"tokenizer.ggml.add_eos_token", false},
 	}
+}
+
+// tensors are f's weights for shape s (whose Vocab is the vocabulary's).
+func (f Fixture) tensors(s Shape) []TensorData {
+	t, seed := f.Type, f.Seed
+	hd := s.Embd / s.Heads
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	mat := func(name string, cols, rows int) TensorData {
 		// The weights of each tensor come from their own stream so that a
 		// tensor's values do not depend on the order they are written in.
 		sub := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 		scale := float32(math.Sqrt(3 / float64(cols)))
+		write := func(w io.Writer) error { return writeRandom(w, sub, t, cols*rows, scale) }
+		if a, b := f.SwapOutput[0], f.SwapOutput[1]; name == "output.weight" && a != b {
+			write = func(w io.Writer) error { return writeSwapped(w, sub, t, cols, rows, scale, a, b) }
+		}
 		return TensorData{
 			Tensor:    Tensor{Name: name, Dims: []uint64{uint64(cols), uint64(rows)}, Type: t},
-			WriteData: func(w io.Writer) error { return writeRandom(w, sub, t, cols*rows, scale) },
+			WriteData: write,
 		}
 	}
 	norm := func(name string) TensorData {
@@ -213,7 +250,22 @@ func WriteLlama(path string, s Shape, t Type, seed uint64) error {
 	if !s.TiedOutput {
 		ts = append(ts, mat("output.weight", s.Embd, s.Vocab))
 	}
-	return Write(path, kvs, ts)
+	return ts
+}
+
+// writeSwapped writes what writeRandom would for a rows×cols matrix, with
+// rows a and b exchanged.
+func writeSwapped(w io.Writer, rng *rand.Rand, t Type, cols, rows int, scale float32, a, b int) error {
+	vals := make([]float32, cols*rows)
+	for i := range vals {
+		vals[i] = (rng.Float32()*2 - 1) * scale
+	}
+	ra, rb := vals[a*cols:(a+1)*cols], vals[b*cols:(b+1)*cols]
+	for i := range ra {
+		ra[i], rb[i] = rb[i], ra[i]
+	}
+	_, err := w.Write(encode(nil, t, vals))
+	return err
 }
 
 // writeRandom writes n uniform values in [-scale, scale] encoded as t.
