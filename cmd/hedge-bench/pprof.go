@@ -141,7 +141,11 @@ func parseProfile(b []byte) (*profile, error) {
 				s.stack = append(s.stack, "?")
 			}
 			for _, f := range fns {
-				s.stack = append(s.stack, str(funcNames[f]))
+				name := str(funcNames[f])
+				if name == "" {
+					name = "?" // C code without symbols
+				}
+				s.stack = append(s.stack, name)
 			}
 		}
 		p.samples = append(p.samples, s)

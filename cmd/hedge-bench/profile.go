@@ -86,7 +86,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	bd.Path = *path
 	if *pid > 0 && bd.Requests > 0 {
-		bd.ProcessCPUus = (cpu1 - cpu0).Seconds() * 1e6 / bd.Requests
+		addUnseen(&bd, (cpu1-cpu0).Seconds()*1e6/bd.Requests)
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
@@ -192,8 +192,10 @@ const (
 	partStoreWrite  = "store writes (reply records: commit, fdatasync)"
 	partStoreRead   = "store reads (reply window, cache)"
 	partRuntime     = "Go runtime (scheduler, timers, netpoll)"
+	partExternal    = "C code on threads of its own (ONNX Runtime's pool)"
 	partOther       = "other (standard library)"
 	partUnsymbolled = "unsymbolized"
+	partUnseen      = "in /proc, not in the profile (kernel: context switches, interrupts)"
 )
 
 // storeWrites mark a stack that commits to the store.
@@ -216,6 +218,11 @@ func partOf(stack []string) string {
 			}
 			return partStoreRead
 		}
+	}
+	// A thread Go did not start (ONNX Runtime's intra-op pool) has no Go
+	// stack: the profiler records its C address under _ExternalCode.
+	if len(stack) > 0 && stack[len(stack)-1] == "runtime._ExternalCode" {
+		return partExternal
 	}
 	if len(stack) == 0 || stack[0] == "?" {
 		return partUnsymbolled
@@ -313,7 +320,30 @@ func breakdown(cpu, a0, a1 *profile, rate int) (mqtt.CPUBreakdown, error) {
 		bd.AllocBytes += p.AllocBytes
 		bd.Parts = append(bd.Parts, *p)
 	}
-	slices.SortFunc(bd.Parts, func(a, b mqtt.CPUPart) int {
+	sortParts(bd.Parts)
+	return bd, nil
+}
+
+// addUnseen records the process's own count of its CPU per request
+// (/proc) and, when it is larger than the profile's, the difference as a
+// part of its own, the shares then being of the process's count. The Go
+// profiler attributes a sample to the stack a thread returns to; time the
+// kernel spends around it (context switches, which are dear in a VM, and
+// interrupts) is in /proc but not always in a sample.
+func addUnseen(bd *mqtt.CPUBreakdown, processUs float64) {
+	bd.ProcessCPUus = processUs
+	if processUs <= bd.CPUus {
+		return
+	}
+	bd.Parts = append(bd.Parts, mqtt.CPUPart{Name: partUnseen, CPUus: processUs - bd.CPUus})
+	for i := range bd.Parts {
+		bd.Parts[i].Share = bd.Parts[i].CPUus / processUs
+	}
+	sortParts(bd.Parts)
+}
+
+func sortParts(parts []mqtt.CPUPart) {
+	slices.SortFunc(parts, func(a, b mqtt.CPUPart) int {
 		switch {
 		case a.CPUus > b.CPUus:
 			return -1
@@ -322,7 +352,6 @@ func breakdown(cpu, a0, a1 *profile, rate int) (mqtt.CPUBreakdown, error) {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	return bd, nil
 }
 
 // breakdownTable is the console form of a breakdown.

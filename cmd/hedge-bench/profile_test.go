@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hedge-edge/hedge/agent/transport/mqtt"
 )
 
 func TestPartOf(t *testing.T) {
@@ -33,6 +35,7 @@ func TestPartOf(t *testing.T) {
 		{[]string{"runtime.futex", "runtime.findRunnable", "runtime.schedule", "runtime.mcall"}, partRuntime},
 		{[]string{"crypto/sha256.block", "time.goFunc"}, partOther},
 		{[]string{"?"}, partUnsymbolled},
+		{[]string{"?", "runtime._ExternalCode"}, partExternal},
 	} {
 		if got := partOf(c.stack); got != c.want {
 			t.Errorf("partOf(%q) = %q, want %q", c.stack[0], got, c.want)
@@ -135,5 +138,20 @@ func TestBreakdown(t *testing.T) {
 	}
 	if _, err := breakdown(&profile{types: []string{"cpu"}, duration: 1e9}, a0, a1, 100); err == nil {
 		t.Error("a profile without samples broke down without error")
+	}
+}
+
+// TestAddUnseen: what /proc counts beyond the profile is a part of its
+// own, and the shares are then of /proc's count.
+func TestAddUnseen(t *testing.T) {
+	bd := mqtt.CPUBreakdown{CPUus: 150, Parts: []mqtt.CPUPart{{Name: "a", CPUus: 100, Share: 2.0 / 3}, {Name: "b", CPUus: 50, Share: 1.0 / 3}}}
+	addUnseen(&bd, 275)
+	if bd.ProcessCPUus != 275 || len(bd.Parts) != 3 || bd.Parts[0].Name != partUnseen || bd.Parts[0].CPUus != 125 ||
+		bd.Parts[1].Name != "a" || bd.Parts[2].Name != "b" || math.Abs(bd.Parts[2].Share-50.0/275) > 1e-12 {
+		t.Errorf("parts = %+v", bd.Parts)
+	}
+	bd = mqtt.CPUBreakdown{CPUus: 150, Parts: []mqtt.CPUPart{{Name: "a", CPUus: 150, Share: 1}}}
+	if addUnseen(&bd, 140); len(bd.Parts) != 1 || bd.Parts[0].Share != 1 || bd.ProcessCPUus != 140 {
+		t.Errorf("/proc below the profile: %+v", bd)
 	}
 }

@@ -21,8 +21,9 @@ type CPUBreakdown struct {
 	// AllocBytes and Allocs are the heap allocations per request.
 	AllocBytes float64 `json:"alloc_bytes_per_request"`
 	Allocs     float64 `json:"allocs_per_request"`
-	// Parts split CPUus and the allocations by where they happen, the
-	// largest share first.
+	// Parts split the CPU and the allocations by where they happen, the
+	// largest share first. When /proc counts more than the profile, the
+	// difference is a part of its own and the shares are of ProcessCPUus.
 	Parts []CPUPart `json:"parts"`
 	// Load is the load average (1, 5, 15 min) when the profile ended.
 	Load string `json:"load"`
@@ -31,7 +32,7 @@ type CPUBreakdown struct {
 // CPUPart is one part of a CPUBreakdown.
 type CPUPart struct {
 	Name string `json:"name"`
-	// Share is the part's fraction of the profile's CPU time (0 to 1).
+	// Share is the part's fraction of the CPU time (0 to 1).
 	Share      float64 `json:"share"`
 	CPUus      float64 `json:"cpu_us_per_request"`
 	AllocBytes float64 `json:"alloc_bytes_per_request"`

@@ -219,8 +219,6 @@ func (r *replies) remember(key string, b []byte) {
 func (r *replies) recorder() {
 	defer r.recWG.Done()
 	var last time.Time // when the last commit began
-	gather := time.NewTimer(time.Hour)
-	gather.Stop()
 	for {
 		rc, open := <-r.rec
 		if !open {
@@ -233,20 +231,10 @@ func (r *replies) recorder() {
 			}
 		}
 		if wait := recordEvery - time.Since(last); wait > 0 {
-			gather.Reset(wait)
-		gathering:
-			for len(batch) < recordMax {
-				select {
-				case rc, open = <-r.rec:
-					if !open {
-						break gathering
-					}
-					add(rc)
-				case <-gather.C:
-					break gathering
-				}
-			}
-			gather.Stop()
+			// The records that come meanwhile wait in the channel:
+			// receiving them as they come would wake the recorder for
+			// each one.
+			time.Sleep(wait)
 		}
 	queued:
 		for open && len(batch) < recordMax {
