@@ -6,6 +6,7 @@ package main
 // run. Nothing is measured or typed for them; they are copied.
 
 import (
+	"fmt"
 	"path"
 	"regexp"
 	"strings"
@@ -13,16 +14,26 @@ import (
 
 // earlierReport is what an earlier report shows, section by section.
 type earlierReport struct {
-	// run and commit are the values of its run table's rows.
-	run, commit string
-	sections    map[string]earlierSection // by title
+	// run, commit and machine are the values of its run table's rows.
+	run, commit, machine string
+	sections             map[string]earlierSection // by title
+}
+
+// carriedLine is the note above a section carried from an earlier run.
+func (s earlierSection) carriedLine() string {
+	on := ""
+	if s.machine != "" {
+		on = ", on " + s.machine
+	}
+	return fmt.Sprintf("%s%s, commit %s%s): this run did not run it.", carriedNote, s.run, s.commit, on)
 }
 
 // earlierSection is one section of an earlier report.
 type earlierSection struct {
-	// run and commit say which run measured it: the report's, or, for a
-	// section that report itself carried over, the run it named.
-	run, commit string
+	// run, commit and machine say which run measured it, on what: the
+	// report's, or, for a section that report itself carried over, the
+	// run it named.
+	run, commit, machine string
 	// body is its Markdown under the heading, without the carried-over
 	// note and the headlines comment.
 	body   string
@@ -82,14 +93,14 @@ func earlier(heads []headline) []headline {
 func parseEarlierReport(doc string) earlierReport {
 	// Compiled here, not in package variables: every hedge command would
 	// compile them at start.
-	carriedRe := regexp.MustCompile(`^\*From an earlier run\* \((.*), commit (.*)\): this run did not run it\.$`)
+	carriedRe := regexp.MustCompile(`^\*From an earlier run\* \((.*), commit (.*?)(?:, on (.*))?\): this run did not run it\.$`)
 	imageRe := regexp.MustCompile(`!\[[^\]]*\]\(([^)]+\.png)\)`)
 	e := earlierReport{sections: map[string]earlierSection{}}
 	var title string
 	var body []string
 	flush := func() {
 		if title != "" {
-			e.sections[title] = parseEarlierSection(strings.Join(body, "\n"), e.run, e.commit, carriedRe, imageRe)
+			e.sections[title] = parseEarlierSection(strings.Join(body, "\n"), e, carriedRe, imageRe)
 		}
 	}
 	for _, line := range strings.Split(doc, "\n") {
@@ -103,6 +114,8 @@ func parseEarlierReport(doc string) earlierReport {
 				e.run = v
 			} else if v, ok := tableValue(line, "commit"); ok {
 				e.commit = v
+			} else if v, ok := tableValue(line, "machine"); ok {
+				e.machine = v
 			}
 			continue
 		}
@@ -121,12 +134,12 @@ func tableValue(line, key string) (string, bool) {
 	return strings.TrimSuffix(v, " |"), true
 }
 
-func parseEarlierSection(body, run, commit string, carriedRe, imageRe *regexp.Regexp) earlierSection {
-	s := earlierSection{run: run, commit: commit}
+func parseEarlierSection(body string, e earlierReport, carriedRe, imageRe *regexp.Regexp) earlierSection {
+	s := earlierSection{run: e.run, commit: e.commit, machine: e.machine}
 	body = strings.TrimSpace(body)
 	if first, rest, _ := strings.Cut(body, "\n"); strings.HasPrefix(first, carriedNote) {
 		if m := carriedRe.FindStringSubmatch(first); m != nil {
-			s.run, s.commit = m[1], m[2]
+			s.run, s.commit, s.machine = m[1], m[2], m[3]
 		}
 		body = strings.TrimSpace(rest)
 	}

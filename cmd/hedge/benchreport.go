@@ -333,7 +333,7 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string, prev earlierRe
 		case !ran:
 			if old, ok := prev.section(s.title); ok {
 				carried = append(carried, s.name)
-				fmt.Fprintf(&body, "%s%s, commit %s): this run did not run it.\n\n%s\n", carriedNote, old.run, old.commit, old.body)
+				fmt.Fprintf(&body, "%s\n\n%s\n", old.carriedLine(), old.body)
 				body.WriteString(headlinesComment(old.heads))
 				heads = append(heads, earlier(old.heads)...)
 				rep.kept = append(rep.kept, old.images...)

@@ -484,7 +484,10 @@ func TestBenchReportCarriesEarlierSections(t *testing.T) {
 		return dir
 	}
 	second := report(mqttOnly(), "--previous", out)
-	firstRun := "*From an earlier run* (2026-11-28 13:00:00 → 13:11:00 UTC (11m0s), commit `abc123` with uncommitted changes): this run did not run it."
+	firstRun := "*From an earlier run* (2026-11-28 13:00:00 → 13:11:00 UTC (11m0s), commit `abc123` with uncommitted changes, on "
+	if !strings.Contains(full, "| machine | ") {
+		t.Fatal("the first report has no machine row")
+	}
 	for _, want := range []string{
 		"| commit | `def456` |",
 		"| from an earlier run | go, slm, llm, tiers |",

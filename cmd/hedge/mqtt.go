@@ -569,21 +569,36 @@ func benchPlot(rs []benchResult, file, targets string) error {
 		p.Y.Max = top * 40
 	}
 	type line struct {
-		ms   float64
-		name string
+		ms    float64
+		name  string
+		color color.Color
+		dash  []vg.Length
 	}
-	lines := []line{{mqttTargetP50, fmt.Sprintf("target p50 (cache, %d q/s)", mqttTargetRate)}, {mqttTargetP99, fmt.Sprintf("target p99 (cache, %d q/s)", mqttTargetRate)}}
+	gray, dotted, dashed := color.Gray{Y: 150}, []vg.Length{vg.Points(1), vg.Points(3)}, []vg.Length{vg.Points(6), vg.Points(3)}
+	lines := []line{{mqttTargetP50, fmt.Sprintf("target p50 (cache, %d q/s)", mqttTargetRate), gray, dotted},
+		{mqttTargetP99, fmt.Sprintf("target p99 (cache, %d q/s)", mqttTargetRate), gray, dashed}}
 	if targets == "slm" {
-		lines = []line{{mqttSLMTargetP50, fmt.Sprintf("target p50 (slm, %d q/s)", mqttTargetRate)}, {mqttSLMTargetP99, fmt.Sprintf("target p99 (slm, %d q/s)", mqttTargetRate)},
-			{mqttSustainedP99, "sustained: p99 within this"}}
+		p.Title.Text = "hedge's slm path over MQTT (mosquitto, loopback): rate sweep"
+		lines = []line{{mqttSLMTargetP50, fmt.Sprintf("target p50 (slm, %d q/s)", mqttTargetRate), gray, dotted},
+			{mqttSLMTargetP99, fmt.Sprintf("target p99 (slm, %d q/s)", mqttTargetRate), gray, dashed},
+			{mqttSustainedP99, "sustained: p99 within this", color.RGBA{R: 200, G: 60, B: 60, A: 255}, dotted}}
+		// The rate to sustain, as a vertical line.
+		p.X.Max = max(p.X.Max, mqttSLMTargetRate*1.05)
+		v, err := plotter.NewLine(plotter.XYs{{X: mqttSLMTargetRate, Y: p.Y.Min}, {X: mqttSLMTargetRate, Y: p.Y.Max}})
+		if err != nil {
+			return err
+		}
+		v.Color, v.Dashes = color.RGBA{R: 200, G: 60, B: 60, A: 255}, dashed
+		p.Add(v)
+		p.Legend.Add(fmt.Sprintf("target: sustain %d q/s", mqttSLMTargetRate), v)
 	}
 	for _, target := range lines {
 		l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: target.ms}, {X: p.X.Max, Y: target.ms}})
 		if err != nil {
 			return err
 		}
-		l.Color = color.Gray{Y: 150}
-		l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		l.Color = target.color
+		l.Dashes = target.dash
 		p.Add(l)
 		p.Legend.Add(target.name, l)
 	}
