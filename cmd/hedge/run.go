@@ -157,6 +157,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 			// others would die with SIGILL, and under systemd in a
 			// restart loop; the SLM, the cache and the cloud still serve.
 			log.Error("the local LLM tier is off", "component", "llm", "err", err)
+			opts.LLMOff = "no llama.cpp CPU variant runs on this CPU: see hedge doctor"
 		case err != nil:
 			return err
 		default:

@@ -272,15 +272,14 @@ func noVariantError(folders []CPUFolder, configured string) error {
 	if configured != "" {
 		fix = "llm.cpu_library_dir must hold the libggml-cpu-*.so of this hedge's build (" + BuildKey() + ")"
 	}
-	return fmt.Errorf("%w (%s; this CPU has %s and lacks %s): tried %s; %s", ErrNoCPUVariant,
-		runtime.GOARCH, orNone(have), orNone(lack), strings.Join(tried, ", "), fix)
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "none of them"
+	feats := "this CPU has " + strings.Join(have, " ")
+	if len(have) == 0 {
+		feats = "this CPU has none of " + strings.Join(lack, " ")
+	} else if len(lack) > 0 {
+		feats += ", lacks " + strings.Join(lack, " ")
 	}
-	return strings.Join(s, " ")
+	return fmt.Errorf("%w (%s; %s): tried %s; %s", ErrNoCPUVariant,
+		runtime.GOARCH, feats, strings.Join(tried, ", "), fix)
 }
 
 // probeFolder lists dir's variants and rates each on this CPU.

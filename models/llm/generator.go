@@ -214,7 +214,7 @@ func New(ctx context.Context, o Options) (*Generator, error) {
 	// The message names llama.cpp; the component stays the one hedge gave.
 	backendInit(o.Log)
 	if _, err := LoadCPU(o.CPULibraryDir, o.Log); err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
