@@ -316,8 +316,12 @@ var elfMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_
 // build's could load and then corrupt memory).
 func checkVariantFile(path, key string) error {
 	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("not a shared library: %w", err)
+	var fe *elf.FormatError
+	switch {
+	case errors.As(err, &fe):
+		return errors.New("not an ELF shared library")
+	case err != nil:
+		return err
 	}
 	defer f.Close()
 	if want := elfMachine[runtime.GOARCH]; f.Machine != want {
