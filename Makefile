@@ -10,7 +10,7 @@ CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
 RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build build-arm64 test-arm64 deb run test test-chaos fuzz bench vet fmt-check clean
+.PHONY: help setup build build-arm64 test-qemu deb run test test-chaos fuzz bench vet fmt-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,18 +18,20 @@ help: ## list the targets
 setup: ## install what building and testing need (Debian packages, ONNX Runtime, Go modules)
 	scripts/setup.sh
 
-build: ## build bin/hedge for this machine
+build: ## build bin/hedge for this machine, with its llama.cpp CPU variants and ONNX Runtime beside it
 	scripts/setup.sh build
-	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge ./cmd/hedge
-	@# hedge finds ONNX Runtime beside its binary: bin/ is self-contained, and
-	@# a service installed from it does not depend on a home directory.
+	@# hedge finds its CPU variants and ONNX Runtime beside its binary: bin/
+	@# is self-contained, and a service installed from it does not depend on
+	@# a home directory. Variants of another build are removed first.
+	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge ./cmd/hedge && \
+		rm -f bin/libggml-cpu-*.so && cp "$$HEDGE_LLAMA_DIR"/lib/libggml-cpu-*.so bin/
 	cp "$$(scripts/fetch-ort.sh)" bin/libonnxruntime.so.1
 
-build-arm64: ## cross-build bin/hedge-linux-arm64 (cgo; HEDGE_ARM64_CPU=cortex-a72 for a Pi 4)
+build-arm64: ## cross-build bin/hedge-linux-arm64 (cgo), for every arm64 board
 	scripts/build-arm64.sh
 
-test-arm64: ## run the arm64 build under qemu-user-static and compare it with the amd64 build
-	scripts/test-arm64.sh
+test-qemu: ## run the .debs' hedge under qemu as a Pi 4, a Pi 5, a pre-AVX and a Haswell x86, and compare with this machine
+	scripts/test-qemu.sh
 
 deb: ## build dist/hedge_<version>_{amd64,arm64}.deb
 	scripts/deb.sh

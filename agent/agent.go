@@ -48,8 +48,11 @@ type Options struct {
 	SLMModel         string
 	DefaultThreshold float64
 
-	LLM   Generator
-	Cloud Cloud
+	LLM Generator
+	// LLMOff, when LLM is nil, says why a configured local LLM is off;
+	// no_tier replies give it instead of pointing at llm.model.
+	LLMOff string
+	Cloud  Cloud
 
 	// Observe, when set, sees every query and its reply (metrics, dashboard).
 	// It must not block.
@@ -452,7 +455,10 @@ func (a *Agent) missing() string {
 	if a.o.Classifier == nil {
 		m = append(m, "no intent model (slm)")
 	}
-	if a.o.LLM == nil {
+	switch {
+	case a.o.LLM == nil && a.o.LLMOff != "":
+		m = append(m, "the local LLM is off ("+a.o.LLMOff+")")
+	case a.o.LLM == nil:
 		m = append(m, "no local LLM (llm.model)")
 	}
 	if a.o.Cloud == nil {

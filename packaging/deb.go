@@ -1,5 +1,7 @@
 // Package packaging builds hedge's Debian packages (.deb) for amd64 and
-// arm64 with nfpm: the binary, ONNX Runtime's library, the systemd unit
+// arm64 with nfpm: the binary, llama.cpp's CPU variants (every one of the
+// architecture, in /usr/lib/hedge, where hedge looks: ../lib/hedge from
+// /usr/bin), ONNX Runtime's library, the systemd unit
 // (rendered by package systemd, exactly as `hedge install` writes it), a
 // drop-in for the package's static user, sysusers.d and tmpfiles.d entries
 // and the default config as a conffile. cmd/hedge-pkg is its command line.
@@ -47,6 +49,7 @@ var (
 const (
 	BinaryPath   = systemd.DefaultBinary // /usr/bin/hedge
 	LibraryPath  = "/usr/lib/hedge/libonnxruntime.so.1"
+	VariantDir   = "/usr/lib/hedge"      // libggml-cpu-*.so
 	ConfigPath   = systemd.DefaultConfig // /etc/hedge/config.yaml
 	UnitPath     = "/lib/systemd/system/hedge.service"
 	DropinPath   = "/lib/systemd/system/hedge.service.d/10-deb.conf"
@@ -66,6 +69,9 @@ type Options struct {
 	// Arch (scripts/fetch-ort.sh x64|arm64).
 	Binary  string
 	Library string
+	// Variants are llama.cpp's CPU variants for Arch, the libggml-cpu-*.so
+	// of the build Binary links (scripts/cgo-env.sh's HEDGE_LLAMA_DIR/lib).
+	Variants []string
 	// Version is the Debian version (see DebVersion).
 	Version string
 	// OutDir receives the package, named hedge_<version>_<arch>.deb.
@@ -92,6 +98,26 @@ func Build(o Options) (string, error) {
 	}
 	if _, _, err := elfNeeds(o.Library, want); err != nil {
 		return "", fmt.Errorf("package: library: %w", err)
+	}
+	if len(o.Variants) == 0 {
+		return "", errors.New("package: no llama.cpp CPU variants: the LLM tier would be off on every machine")
+	}
+	for _, v := range o.Variants {
+		base := filepath.Base(v)
+		if !variantRe.MatchString(base) {
+			return "", fmt.Errorf("package: variant %s: not a libggml-cpu-*.so file", v)
+		}
+		vglibc, vcxx, err := elfNeeds(v, want)
+		if err != nil {
+			return "", fmt.Errorf("package: variant: %w", err)
+		}
+		// The package depends on what its newest-needing file needs.
+		if lessVersion(glibc, vglibc) {
+			glibc = vglibc
+		}
+		if cxx == "" || (vcxx != "" && lessVersion(cxx, vcxx)) {
+			cxx = vcxx
+		}
 	}
 	if o.MTime.IsZero() {
 		o.MTime = time.Unix(0, 0).UTC()
@@ -122,6 +148,21 @@ func Build(o Options) (string, error) {
 		return &files.ContentFileInfo{Mode: m, Owner: "root", Group: "root", MTime: o.MTime}
 	}
 
+	contents := files.Contents{
+		{Source: o.Binary, Destination: BinaryPath, FileInfo: mode(0o755)},
+		{Source: o.Library, Destination: LibraryPath, FileInfo: mode(0o644)},
+	}
+	for _, v := range o.Variants {
+		contents = append(contents, &files.Content{Source: v, Destination: VariantDir + "/" + filepath.Base(v), FileInfo: mode(0o644)})
+	}
+	contents = append(contents,
+		&files.Content{Source: in("hedge.service"), Destination: UnitPath, FileInfo: mode(0o644)},
+		&files.Content{Source: in("10-deb.conf"), Destination: DropinPath, FileInfo: mode(0o644)},
+		&files.Content{Source: in("sysusers.conf"), Destination: SysusersPath, FileInfo: mode(0o644)},
+		&files.Content{Source: in("tmpfiles.conf"), Destination: TmpfilesPath, FileInfo: mode(0o644)},
+		&files.Content{Source: in("config.yaml"), Destination: ConfigPath, Type: files.TypeConfig, FileInfo: mode(0o644)},
+	)
+
 	depends := []string{"libc6 (>= " + glibc + ")", "libgcc-s1"}
 	if cxx != "" {
 		depends = append(depends, "libstdc++6 (>= "+cxx+")")
@@ -147,16 +188,8 @@ func Build(o Options) (string, error) {
 		Overridables: nfpm.Overridables{
 			Depends:    depends,
 			Recommends: []string{"systemd"},
-			Contents: files.Contents{
-				{Source: o.Binary, Destination: BinaryPath, FileInfo: mode(0o755)},
-				{Source: o.Library, Destination: LibraryPath, FileInfo: mode(0o644)},
-				{Source: in("hedge.service"), Destination: UnitPath, FileInfo: mode(0o644)},
-				{Source: in("10-deb.conf"), Destination: DropinPath, FileInfo: mode(0o644)},
-				{Source: in("sysusers.conf"), Destination: SysusersPath, FileInfo: mode(0o644)},
-				{Source: in("tmpfiles.conf"), Destination: TmpfilesPath, FileInfo: mode(0o644)},
-				{Source: in("config.yaml"), Destination: ConfigPath, Type: files.TypeConfig, FileInfo: mode(0o644)},
-			},
-			Scripts: nfpm.Scripts{PostInstall: in("postinst"), PreRemove: in("prerm"), PostRemove: in("postrm")},
+			Contents:   contents,
+			Scripts:    nfpm.Scripts{PostInstall: in("postinst"), PreRemove: in("prerm"), PostRemove: in("postrm")},
 		},
 	}
 	info = nfpm.WithDefaults(info)
@@ -228,6 +261,9 @@ func elfNeeds(path string, machine elf.Machine) (glibc, gcc string, err error) {
 }
 
 var versionRe = regexp.MustCompile(`^\d+(\.\d+)*$`)
+
+// variantRe matches the file name of a llama.cpp CPU variant.
+var variantRe = regexp.MustCompile(`^libggml-cpu-[A-Za-z0-9._]+\.so$`)
 
 func lessVersion(a, b string) bool {
 	pa, pb := strings.Split(a, "."), strings.Split(b, ".")

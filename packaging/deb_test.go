@@ -65,6 +65,24 @@ func hedgeBuild(t *testing.T, arch string) string {
 	return out
 }
 
+// wantVariants are llama.cpp's CPU variants a package of arch ships.
+var wantVariants = map[string][]string{
+	"amd64": {"x64", "sse42", "sandybridge", "haswell", "skylakex", "icelake", "alderlake"},
+	"arm64": {"armv8.0_1", "armv8.2_1", "armv8.2_2"},
+}
+
+// variants are the CPU variants of the llama.cpp build hedgeBuild links
+// for arch (scripts/cgo-env.sh's cache; built there when missing).
+func variants(t *testing.T, arch string) []string {
+	t.Helper()
+	dir := strings.TrimSpace(run(t, repo(t), nil, "bash", "-c", `eval "$(scripts/cgo-env.sh "$0")" && echo "$HEDGE_LLAMA_DIR/lib"`, arch))
+	vs, err := filepath.Glob(filepath.Join(dir, "libggml-cpu-*.so"))
+	if err != nil || len(vs) == 0 {
+		t.Fatalf("no CPU variants in %s (%v)", dir, err)
+	}
+	return vs
+}
+
 // ortLibrary fetches (once per machine) ONNX Runtime for a Debian arch.
 func ortLibrary(t *testing.T, arch string) string {
 	t.Helper()
@@ -116,6 +134,12 @@ func checkPackage(t *testing.T, deb, arch string, machine elf.Machine) {
 		BinaryPath: "-rwxr-xr-x", LibraryPath: "-rw-r--r--", ConfigPath: "-rw-r--r--", UnitPath: "-rw-r--r--",
 		DropinPath: "-rw-r--r--", SysusersPath: "-rw-r--r--", TmpfilesPath: "-rw-r--r--",
 	}
+	var elfs []string
+	for _, v := range wantVariants[arch] {
+		p := VariantDir + "/libggml-cpu-" + v + ".so"
+		want[p] = "-rw-r--r--"
+		elfs = append(elfs, p)
+	}
 	got := contents(t, deb)
 	for p, mode := range want {
 		e, ok := got[p]
@@ -162,7 +186,7 @@ func checkPackage(t *testing.T, deb, arch string, machine elf.Machine) {
 	} else if c.SLM.RuntimeLibrary != LibraryPath {
 		t.Errorf("packaged config's slm.runtime_library = %q, want %s", c.SLM.RuntimeLibrary, LibraryPath)
 	}
-	for _, p := range []string{BinaryPath, LibraryPath} {
+	for _, p := range append([]string{BinaryPath, LibraryPath}, elfs...) {
 		f, err := elf.Open(filepath.Join(x, p))
 		if err != nil {
 			t.Errorf("%s: %v", p, err)
@@ -290,7 +314,7 @@ func reinstallAndPurge(t *testing.T, root, deb string) {
 		t.Errorf("reinstall replaced the edited conffile")
 	}
 	dpkg(t, root, "--purge", "hedge")
-	for _, p := range []string{BinaryPath, LibraryPath, ConfigPath, UnitPath, "/var/lib/hedge", "/etc/systemd/system/multi-user.target.wants/hedge.service"} {
+	for _, p := range []string{BinaryPath, LibraryPath, VariantDir, ConfigPath, UnitPath, "/var/lib/hedge", "/etc/systemd/system/multi-user.target.wants/hedge.service"} {
 		if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("after purge %s is still there (%v)", p, err)
 		}
@@ -309,7 +333,7 @@ func mustRead(t *testing.T, p string) []byte {
 func TestDebAmd64(t *testing.T) {
 	needTools(t)
 	bin, lib := hedgeBuild(t, "amd64"), ortLibrary(t, "amd64")
-	deb, err := Build(Options{Arch: "amd64", Binary: bin, Library: lib, Version: testVersion, OutDir: t.TempDir()})
+	deb, err := Build(Options{Arch: "amd64", Binary: bin, Library: lib, Variants: variants(t, "amd64"), Version: testVersion, OutDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +347,8 @@ func TestDebAmd64(t *testing.T) {
 	checkExposure(t, root)
 
 	// The installed binary runs, reads the installed config, and doctor
-	// loads the installed ONNX Runtime (paths redirected into the root).
+	// loads the installed ONNX Runtime (paths redirected into the root)
+	// and the best installed CPU variant, which it finds in ../lib/hedge.
 	hedge := filepath.Join(root, BinaryPath)
 	if out := run(t, "", nil, hedge, "version"); strings.TrimSpace(out) != "hedge "+testVersion {
 		t.Errorf("hedge version: %q", out)
@@ -334,10 +359,15 @@ func TestDebAmd64(t *testing.T) {
 	out := run(t, "", []string{
 		"HEDGE_SLM_RUNTIME_LIBRARY=" + filepath.Join(root, LibraryPath),
 		"HEDGE_STATE_DIR=" + filepath.Join(root, "var/lib/hedge"),
+		"HEDGE_LLM_MODEL=" + filepath.Join(repo(t), "../shared/models/stories260K.gguf"),
+		"HEDGE_CACHE=" + t.TempDir(), // not the build cache: the package's variants
 	}, hedge, "doctor", "--config", filepath.Join(root, ConfigPath), "--timeout", "1s")
 	t.Logf("installed hedge doctor:\n%s", out)
 	if !strings.Contains(out, "✓ onnx runtime  "+filepath.Join(root, LibraryPath)+" loads") {
 		t.Errorf("doctor did not load the installed ONNX Runtime:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^✓ cpu +llama\.cpp CPU variant \S+ \(score \d+, ` + regexp.QuoteMeta(filepath.Join(root, VariantDir)) + `/libggml-cpu-`).MatchString(out) {
+		t.Errorf("doctor did not load an installed CPU variant:\n%s", out)
 	}
 
 	reinstallAndPurge(t, root, deb)
@@ -346,7 +376,7 @@ func TestDebAmd64(t *testing.T) {
 func TestDebArm64(t *testing.T) {
 	needTools(t, "qemu-user-static", "libc6-arm64-cross", "libstdc++6-arm64-cross")
 	bin, lib := hedgeBuild(t, "arm64"), ortLibrary(t, "arm64")
-	deb, err := Build(Options{Arch: "arm64", Binary: bin, Library: lib, Version: testVersion, OutDir: t.TempDir()})
+	deb, err := Build(Options{Arch: "arm64", Binary: bin, Library: lib, Variants: variants(t, "arm64"), Version: testVersion, OutDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,22 +398,26 @@ func TestBuildRefusesWrongArch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib := ortLibrary(t, "amd64")
+	lib, vs := ortLibrary(t, "amd64"), variants(t, "amd64")
+	bin := hedgeBuild(t, "amd64")
 	for _, o := range []Options{
-		{Arch: "arm64", Binary: self, Library: lib},
-		{Arch: "amd64", Binary: hedgeBuild(t, "amd64"), Library: ortLibrary(t, "arm64")},
+		{Arch: "arm64", Binary: self, Library: lib, Variants: vs},
+		{Arch: "amd64", Binary: bin, Library: ortLibrary(t, "arm64"), Variants: vs},
+		{Arch: "amd64", Binary: bin, Library: lib, Variants: variants(t, "arm64")},
 	} {
 		o.Version, o.OutDir = testVersion, t.TempDir()
 		if _, err := Build(o); !errors.Is(err, ErrWrongArch) {
-			t.Errorf("Build(%s, %s, %s) = %v, want ErrWrongArch", o.Arch, o.Binary, o.Library, err)
+			t.Errorf("Build(%s, %s, %s, %v) = %v, want ErrWrongArch", o.Arch, o.Binary, o.Library, o.Variants, err)
 		}
 		if left, _ := os.ReadDir(o.OutDir); len(left) != 0 {
 			t.Errorf("a refused build left %d files in %s", len(left), o.OutDir)
 		}
 	}
 	for _, o := range []Options{
-		{Arch: "riscv64", Binary: self, Library: lib, Version: testVersion},
-		{Arch: "amd64", Binary: self, Library: lib, Version: "v1.0"},
+		{Arch: "riscv64", Binary: self, Library: lib, Variants: vs, Version: testVersion},
+		{Arch: "amd64", Binary: self, Library: lib, Variants: vs, Version: "v1.0"},
+		{Arch: "amd64", Binary: bin, Library: lib, Version: testVersion},                          // no variants
+		{Arch: "amd64", Binary: bin, Library: lib, Variants: []string{lib}, Version: testVersion}, // not one
 	} {
 		o.OutDir = t.TempDir()
 		if _, err := Build(o); err == nil {

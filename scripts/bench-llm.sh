@@ -34,9 +34,9 @@ PROMPT="The little robot walked along the quiet river at dawn, counting the ston
 
 log "building hedge's llmbench and the C baseline (first build compiles llama.cpp)"
 go build -o "$BENCH_DIR/llmbench" ./models/llm/llmbench
-go build -buildmode=c-archive -o "$BENCH_DIR/libcbench.a" ./models/llm/cbench
-# shellcheck disable=SC2086 # CGO_CPPFLAGS is a list of flags
-${CC:-gcc} $CGO_CFLAGS $CGO_CPPFLAGS -o "$BENCH_DIR/cbench" models/llm/cbench/bench.c "$BENCH_DIR/libcbench.a" -lstdc++ -lm -lpthread -ldl
+# shellcheck disable=SC2086 # CGO_* are lists of flags
+${CC:-gcc} $CGO_CFLAGS $CGO_CPPFLAGS -o "$BENCH_DIR/cbench" models/llm/cbench/bench.c $CGO_LDFLAGS -lhedge-llama -lstdc++ -lm -lpthread -ldl
+export CBENCH_CPU_DIR=$HEDGE_LLAMA_DIR/lib
 
 fixtures=("smollm2-135m:q8_0" "tinyllama-1.1b:q4_0")
 files=()

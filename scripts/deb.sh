@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deb.sh [OUTDIR] — builds hedge's .deb packages for amd64 and arm64 into
 # OUTDIR (dist/): each holds the binary (/usr/bin/hedge), its architecture's
-# ONNX Runtime (/usr/lib/hedge/libonnxruntime.so.1), the systemd unit and a
+# llama.cpp CPU variants (/usr/lib/hedge/libggml-cpu-*.so, every one: hedge
+# loads the best the CPU runs) and ONNX Runtime
+# (/usr/lib/hedge/libonnxruntime.so.1), the systemd unit and a
 # drop-in, sysusers.d/tmpfiles.d entries and /etc/hedge/config.yaml as a
 # conffile. The version comes from git (packaging.DebVersion). The packager
 # is Go (package packaging, nfpm as a library); docs/edge.md describes the
@@ -18,5 +20,6 @@ lib_arm64=$(scripts/fetch-ort.sh arm64)
 
 for arch in amd64 arm64; do
 	if [ "$arch" = amd64 ]; then bin=bin/hedge lib=$lib_amd64; else bin=bin/hedge-linux-arm64 lib=$lib_arm64; fi
-	go run ./cmd/hedge-pkg --arch "$arch" --binary "$bin" --library "$lib" --out "$out" ${version:+--version "$version"}
+	variants=$(eval "$(scripts/cgo-env.sh "$arch")" && echo "$HEDGE_LLAMA_DIR/lib")
+	go run ./cmd/hedge-pkg --arch "$arch" --binary "$bin" --library "$lib" --variants "$variants" --out "$out" ${version:+--version "$version"}
 done

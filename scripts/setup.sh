@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # setup.sh [build|test] — installs what a fresh Debian machine lacks.
-#   build: the C toolchain for cgo, Go modules, the ONNX Runtime library.
+#   build: the C toolchain for cgo and CMake, Go modules, the ONNX Runtime
+#          library, and llama.cpp built for this machine's architecture.
 #   test:  the above plus the real components the tests run against (and
-#          the real tokenizers the chat-template tests build models with).
+#          the real tokenizers the chat-template tests build models with),
+#          and llama.cpp built for arm64 too.
 # Safe to run again: every step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-test}
-pkgs=(gcc g++ make ca-certificates)
+# cmake, ninja-build and patchelf build llama.cpp (scripts/build-llama.sh).
+pkgs=(gcc g++ make ca-certificates cmake ninja-build patchelf binutils)
 if [ "$what" = test ]; then
 	# Everything the tests start or call, installed once here so that test
 	# packages running in parallel never race for apt's lock.
@@ -18,6 +21,10 @@ fi
 scripts/apt-ensure.sh "${pkgs[@]}"
 go mod download
 scripts/fetch-ort.sh >/dev/null
+# llama.cpp, cached by the ollama version and the flags: a no-op once built
+# (minutes the first time), done here so that no test has to build it.
+scripts/cgo-env.sh >/dev/null
 if [ "$what" = test ]; then
 	scripts/fetch-tokenizers.sh >/dev/null
+	scripts/cgo-env.sh arm64 >/dev/null
 fi

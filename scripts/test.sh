@@ -6,9 +6,12 @@
 # The Go tests run under the race detector (-race) in every package: the
 # cgo packages (llama.cpp, ONNX Runtime) included, since the race runtime
 # only instruments Go code and their C runs at full speed. The fuzz
-# targets, the chaos suite and the arm64 run build without it: fuzzing
+# targets, the chaos suite and the qemu runs build without it: fuzzing
 # instruments for coverage instead, the chaos suite measures a real hedge
-# binary as shipped, and qemu runs the arm64 binary as shipped.
+# binary as shipped, and qemu runs the .debs' binaries as shipped.
+#
+# The setup step builds llama.cpp for amd64 and arm64 when the cache lacks
+# them (minutes, once per ollama version and flags; scripts/cgo-env.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,4 +43,4 @@ step go-test-race bash -c 'eval "$(scripts/cgo-env.sh)" && go test -race -count=
 step fuzz env FUZZTIME=10s scripts/fuzz.sh
 # After the other tests, never beside them: the suite jumps the clock.
 step chaos env CHAOS_PHASE=5s scripts/chaos.sh
-step arm64-qemu scripts/test-arm64.sh
+step qemu scripts/test-qemu.sh

@@ -488,7 +488,7 @@ func (c *Config) pathKeys() []pathKey {
 		{"state_dir", c.StateDir}, {"socket", c.Socket},
 		{"slm.intents", c.SLM.Intents}, {"slm.model_dir", c.SLM.ModelDir}, {"slm.runtime_library", c.SLM.RuntimeLibrary},
 		{"slm.transformer.model", c.SLM.Transformer.Model}, {"slm.transformer.tokenizer", c.SLM.Transformer.Tokenizer},
-		{"llm.model", c.LLM.Model},
+		{"llm.model", c.LLM.Model}, {"llm.cpu_library_dir", c.LLM.CPULibraryDir},
 		{"mqtt.password_file", c.MQTT.PasswordFile}, {"mqtt.tls.ca", c.MQTT.TLS.CA}, {"mqtt.tls.cert", c.MQTT.TLS.Cert}, {"mqtt.tls.key", c.MQTT.TLS.Key},
 		{"http.listen", c.HTTP.Listen}, {"http.token_file", c.HTTP.TokenFile},
 		{"cloud.api_key_file", c.Cloud.APIKeyFile},

@@ -83,11 +83,12 @@ func TestLoadEnvOverrides(t *testing.T) {
 	}
 	t.Setenv("HEDGE_STATE_DIR", dir)
 	t.Setenv("HEDGE_DEVICE", "porch")
+	t.Setenv("HEDGE_LLM_CPU_LIBRARY_DIR", "/opt/hedge/variants")
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.StateDir != dir || c.Device != "porch" {
+	if c.StateDir != dir || c.Device != "porch" || c.LLM.CPULibraryDir != "/opt/hedge/variants" {
 		t.Fatalf("env overrides not applied: %+v", c)
 	}
 	t.Setenv("HEDGE_LOG_LEVEL", "chatty")
@@ -106,6 +107,7 @@ slm:
   intents: "/etc/i\0.yaml"
 llm:
   model: "m\0.gguf"
+  cpu_library_dir: "/v\0"
 mqtt:
   tls:
     key: "/k\0"
@@ -119,13 +121,13 @@ cloud:
 	if err == nil {
 		t.Fatal("paths with NUL bytes accepted")
 	}
-	for _, key := range []string{"state_dir", "socket", "slm.intents", "llm.model", "mqtt.tls.key", "http.listen", "http.token_file", "cloud.api_key_file"} {
+	for _, key := range []string{"state_dir", "socket", "slm.intents", "llm.model", "llm.cpu_library_dir", "mqtt.tls.key", "http.listen", "http.token_file", "cloud.api_key_file"} {
 		if !strings.Contains(err.Error(), key+`: "`) || !strings.Contains(err.Error(), `\x00`) {
 			t.Errorf("no problem names %s with its NUL:\n%v", key, err)
 		}
 	}
-	if got := strings.Count(err.Error(), "holds a NUL byte"); got != 8 {
-		t.Errorf("%d NUL problems, want 8:\n%v", got, err)
+	if got := strings.Count(err.Error(), "holds a NUL byte"); got != 9 {
+		t.Errorf("%d NUL problems, want 9:\n%v", got, err)
 	}
 }
 

@@ -54,6 +54,10 @@ type LLM struct {
 	// KVCacheMB bounds the memory (MiB) that keeps the KV states of recent
 	// conversations other than the last one; 0 keeps none.
 	KVCacheMB int `yaml:"kv_cache_mb"`
+	// CPULibraryDir is the folder of llama.cpp's CPU variants
+	// (libggml-cpu-*.so); "" looks beside the hedge binary, then in
+	// ../lib/hedge from it, then in the build cache (docs/edge.md).
+	CPULibraryDir string `yaml:"cpu_library_dir"`
 }
 
 func defaultLLM() LLM {
@@ -92,6 +96,7 @@ func (l *LLM) env() []envOverride {
 		{"HEDGE_LLM_MODEL", setString(&l.Model)},
 		{"HEDGE_LLM_THREADS", setLLMInt(&l.Threads)},
 		{"HEDGE_LLM_CONTEXT_SIZE", setLLMInt(&l.ContextSize)},
+		{"HEDGE_LLM_CPU_LIBRARY_DIR", setString(&l.CPULibraryDir)},
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command hedge-pkg builds hedge's .deb for one architecture:
 //
-//	hedge-pkg --arch arm64 --binary bin/hedge-linux-arm64 --library LIB [--version V] [--out dist]
+//	hedge-pkg --arch arm64 --binary bin/hedge-linux-arm64 --library LIB --variants DIR [--version V] [--out dist]
 //
 // The version defaults to the git checkout's (packaging.DebVersion).
 // scripts/deb.sh runs it for amd64 and arm64 (make deb).
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,14 +27,20 @@ func run(args []string) int {
 	arch := fs.String("arch", "", "Debian architecture: amd64 or arm64")
 	binary := fs.String("binary", "", "hedge built for --arch")
 	library := fs.String("library", "", "libonnxruntime.so.1 for --arch (scripts/fetch-ort.sh x64|arm64)")
+	variantDir := fs.String("variants", "", "folder of llama.cpp's CPU variants for --arch, the build's libggml-cpu-*.so (HEDGE_LLAMA_DIR/lib of scripts/cgo-env.sh)")
 	version := fs.String("version", "", "Debian version (default: from git describe)")
 	out := fs.String("out", "dist", "folder for the package")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *arch == "" || *binary == "" || *library == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: hedge-pkg --arch amd64|arm64 --binary FILE --library FILE [--version V] [--out DIR]")
+	if *arch == "" || *binary == "" || *library == "" || *variantDir == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: hedge-pkg --arch amd64|arm64 --binary FILE --library FILE --variants DIR [--version V] [--out DIR]")
 		return 2
+	}
+	variants, err := filepath.Glob(filepath.Join(*variantDir, "libggml-cpu-*.so"))
+	if err != nil || len(variants) == 0 {
+		fmt.Fprintf(os.Stderr, "hedge-pkg: no libggml-cpu-*.so in %s\n", *variantDir)
+		return 1
 	}
 	v := *version
 	if v == "" {
@@ -43,7 +50,7 @@ func run(args []string) int {
 			return 1
 		}
 	}
-	path, err := packaging.Build(packaging.Options{Arch: *arch, Binary: *binary, Library: *library, Version: v, OutDir: *out})
+	path, err := packaging.Build(packaging.Options{Arch: *arch, Binary: *binary, Library: *library, Variants: variants, Version: v, OutDir: *out})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hedge-pkg: %v\n", err)
 		return 1

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"debug/elf"
@@ -30,6 +29,7 @@ import (
 	"github.com/hedge-edge/hedge/agent/intents"
 	"github.com/hedge-edge/hedge/models"
 	"github.com/hedge-edge/hedge/models/gguf"
+	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/models/slm"
 	"github.com/hedge-edge/hedge/platform"
 	"github.com/hedge-edge/hedge/systemd"
@@ -99,9 +99,9 @@ type doctorEnv struct {
 	// UnitFiles are where an installed hedge.service may be, first found
 	// wins; used for the offline analysis when systemd is not running.
 	UnitFiles []string
-	// Compiled are the CPU features (as /proc/cpuinfo names them) the
-	// binary's C code was compiled to use (compiledFeatures).
-	Compiled []string
+	// CPU loads llama.cpp's CPU variant from llm.cpu_library_dir ("" for
+	// the default folders), as llm.LoadCPU; nil skips the check.
+	CPU func(dir string) (*llm.CPUBackend, error)
 	// BuildTime is the commit time of this binary (zero when unknown).
 	BuildTime time.Time
 	// Catalog is the models hedge knows by name, with the memory each
@@ -114,7 +114,7 @@ func realDoctorEnv(timeout time.Duration) doctorEnv {
 	env := doctorEnv{
 		Root:      "/",
 		Arch:      runtime.GOARCH,
-		Compiled:  compiledFeatures(),
+		CPU:       func(dir string) (*llm.CPUBackend, error) { return llm.LoadCPU(dir, nil) },
 		Now:       time.Now,
 		Timeout:   timeout,
 		NTP:       timedatectlNTP,
@@ -137,8 +137,8 @@ func realDoctorEnv(timeout time.Duration) doctorEnv {
 
 const doctorUsage = `usage: hedge doctor [--config FILE] [--timeout D]
 
-Checks what hedge needs on this machine: the ONNX Runtime library, the
-models and their checksums, the MQTT broker and the cloud endpoint, free
+Checks what hedge needs on this machine: the llama.cpp CPU variant this
+CPU gets, the ONNX Runtime library, the models and their checksums, the MQTT broker and the cloud endpoint, free
 space in the state dir, the clock, and the installed unit's sandbox.
 Prints one line per check (✓ fine, ! worth a look, ✗ broken, - not used).
 Exit status: 0 no check failed, 1 a check failed, 2 usage or config error.
@@ -207,7 +207,7 @@ func configName(path string) string {
 func runChecks(ctx context.Context, cfg config.Config, env doctorEnv) []checkResult {
 	var out []checkResult
 	out = append(out, checkDevice(env))
-	out = append(out, checkCPU(env))
+	out = append(out, checkCPU(cfg, env))
 	out = append(out, checkORT(cfg))
 	out = append(out, checkModels(ctx, cfg)...)
 	out = append(out, checkLLMMemory(cfg, env))
@@ -267,61 +267,29 @@ func checkDevice(env doctorEnv) checkResult {
 	return checkResult{"device", checkOK, d}
 }
 
-// checkCPU tells whether this CPU has the instructions the binary's C and
-// C++ code (llama.cpp, ggml) was compiled for: a binary built for
-// armv8.2-a+dotprod dies with SIGILL on a Raspberry Pi 4's Cortex-A72, an
-// x86-64-v3 one on a CPU without AVX2.
-func checkCPU(env doctorEnv) checkResult {
-	need := env.Compiled
-	if len(need) == 0 {
-		return checkResult{"cpu", checkSkip, "this build's C code assumes no CPU extensions"}
+// checkCPU reports which of llama.cpp's CPU variants (libggml-cpu-*.so)
+// this CPU gets, loading it the way hedge run does. hedge's own code is
+// built for the architecture's baseline; only a variant can use newer
+// instructions, and a variant that needs one this CPU lacks is never
+// loaded. So no build dies with SIGILL: with no usable variant the LLM
+// tier is off, which this check reports as the failure it is.
+func checkCPU(cfg config.Config, env doctorEnv) checkResult {
+	const name = "cpu"
+	if cfg.LLM.Model == "" {
+		return checkResult{name, checkSkip, "llm.model is empty: no llama.cpp CPU variant needed"}
 	}
-	data, err := os.ReadFile(filepath.Join(env.Root, "proc", "cpuinfo"))
+	if env.CPU == nil {
+		return checkResult{name, checkSkip, "not checked"}
+	}
+	b, err := env.CPU(cfg.LLM.CPULibraryDir)
 	if err != nil {
-		return checkResult{"cpu", checkWarn, fmt.Sprintf("cannot read the CPU's features (%v); this build needs %s", err, strings.Join(need, ", "))}
+		return checkResult{name, checkFail, err.Error() + "; hedge run keeps the local LLM tier off (the SLM, the cache and the cloud still answer)"}
 	}
-	have, ok := parseCPUFeatures(string(data))
-	if !ok {
-		return checkResult{"cpu", checkWarn, "the kernel lists no CPU features (an emulator?); this build needs " + strings.Join(need, ", ")}
+	d := fmt.Sprintf("llama.cpp CPU variant %s (score %d, %s): %s", b.Variant.Name, b.Variant.Score, b.Variant.Path, strings.Join(b.Features, " "))
+	if others := b.Others(); len(others) > 0 {
+		d += "; also there: " + strings.Join(others, ", ")
 	}
-	var missing []string
-	for _, n := range need {
-		if !have[n] {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		fix := "rebuild for this CPU, e.g. HEDGE_ARM64_CPU=cortex-a72 scripts/build-arm64.sh for a Raspberry Pi 4 (docs/edge.md)"
-		if env.Arch == "amd64" {
-			fix = "rebuild with HEDGE_AMD64_MARCH=x86-64-v2 make build"
-		}
-		return checkResult{"cpu", checkFail, fmt.Sprintf("this build's C code uses %s, but this CPU lacks %s: the local LLM would die with SIGILL; %s",
-			strings.Join(need, ", "), strings.Join(missing, ", "), fix)}
-	}
-	return checkResult{"cpu", checkOK, fmt.Sprintf("has %s, which this build's C code uses", strings.Join(need, ", "))}
-}
-
-// parseCPUFeatures reads the first "Features" (Arm) or "flags" (x86) line
-// of /proc/cpuinfo; ok is false when there is none.
-func parseCPUFeatures(cpuinfo string) (map[string]bool, bool) {
-	sc := bufio.NewScanner(strings.NewReader(cpuinfo))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		k, v, found := strings.Cut(sc.Text(), ":")
-		if !found {
-			continue
-		}
-		k = strings.TrimSpace(k)
-		if k != "Features" && k != "flags" {
-			continue
-		}
-		have := map[string]bool{}
-		for _, f := range strings.Fields(v) {
-			have[f] = true
-		}
-		return have, true
-	}
-	return nil, false
+	return checkResult{name, checkOK, d}
 }
 
 // checkORT finds ONNX Runtime's library the way hedge run does and loads

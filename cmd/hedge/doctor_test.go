@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/hedge-edge/hedge/agent/intents"
 	"github.com/hedge-edge/hedge/models"
 	"github.com/hedge-edge/hedge/models/gguf"
+	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/systemd"
 )
 
@@ -126,9 +128,10 @@ func (s *doctorSetup) writeConfig(t *testing.T, extra string) {
 	}
 }
 
-// env is a Raspberry Pi 5 (platform's fixture) running an arm64 build for
-// armv8.2-a+dotprod, with a set clock synchronized by NTP, and the unit
-// analysed offline by the real systemd-analyze.
+// env is a Raspberry Pi 5 (platform's fixture) whose arm64 hedge gets
+// llama.cpp's armv8.2_2 variant (a fake loader), with a set clock
+// synchronized by NTP, and the unit analysed offline by the real
+// systemd-analyze.
 func (s *doctorSetup) env(t *testing.T) doctorEnv {
 	return doctorEnv{
 		Root:      "../../platform/testdata/pi5",
@@ -138,7 +141,7 @@ func (s *doctorSetup) env(t *testing.T) doctorEnv {
 		NTP:       func(context.Context) (bool, bool, string) { return true, true, "" },
 		Analyze:   systemdAnalyze(t),
 		UnitFiles: []string{filepath.Join(s.dir, "absent.service"), s.unit},
-		Compiled:  []string{"atomics", "asimdhp", "asimddp"}, // -march=armv8.2-a+fp16+dotprod
+		CPU:       fakeCPU(pi5Backend, nil),
 		BuildTime: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	}
 }
@@ -194,7 +197,7 @@ func TestDoctorHealthy(t *testing.T) {
 	}
 	line(t, out, "✓", "config", s.config)
 	line(t, out, "✓", "device", "Raspberry Pi 5", "raspberry-pi-5")
-	line(t, out, "✓", "cpu", "has atomics, asimdhp, asimddp")
+	line(t, out, "✓", "cpu", "variant armv8.2_2 (score 3,", "/usr/lib/hedge/libggml-cpu-armv8.2_2.so", "DOTPROD", "armv8.0_1 (score 1)")
 	line(t, out, "✓", "onnx runtime", "loads", "version 1.30.0")
 	line(t, out, "✓", "intent model", s.intentDir, "sha256")
 	line(t, out, "✓", "model tiny", s.model, "sha256 matches")
@@ -234,7 +237,8 @@ func TestDoctorBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := s.env(t)
-	env.Root = "../../platform/testdata/pi4" // a Cortex-A72: no dot product
+	env.Root = "../../platform/testdata/pi4"
+	env.CPU = fakeCPU(nil, fmt.Errorf("%w (arm64; this CPU has asimd and lacks atomics asimddp): tried /usr/lib/hedge (no libggml-cpu-*.so)", llm.ErrNoCPUVariant))
 	env.Now = func() time.Time { return time.Unix(0, 0) }
 	env.NTP = func(context.Context) (bool, bool, string) { return false, true, "" }
 
@@ -242,7 +246,7 @@ func TestDoctorBroken(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	line(t, out, "✗", "cpu", "lacks", "asimddp", "SIGILL", "HEDGE_ARM64_CPU=cortex-a72")
+	line(t, out, "✗", "cpu", "no llama.cpp CPU variant runs", "lacks atomics asimddp", "/usr/lib/hedge", "LLM tier off", "SLM")
 	line(t, out, "✗", "onnx runtime", "not found", "nowhere/libonnxruntime.so.1")
 	line(t, out, "✗", "intent model", "corrupt", "model.onnx")
 	line(t, out, "✗", "model tiny", "sha256 mismatch")
@@ -388,27 +392,35 @@ func TestClockChecks(t *testing.T) {
 	}
 }
 
-// TestCompiledFeatures checks the probe against the flags this test was
-// built with (make test: scripts/cgo-env.sh, x86-64-v3 by default).
-func TestCompiledFeatures(t *testing.T) {
-	got := strings.Join(compiledFeatures(), " ")
-	flags := os.Getenv("CGO_CFLAGS")
-	t.Logf("CGO_CFLAGS %q → %q", flags, got)
-	switch {
-	case strings.Contains(flags, "x86-64-v3"):
-		if got != "avx2 fma f16c bmi2" {
-			t.Errorf("x86-64-v3 build: compiled features %q, want avx2 fma f16c bmi2", got)
-		}
-	case strings.Contains(flags, "x86-64-v2"), strings.Contains(flags, "armv8-a"), strings.Contains(flags, "cortex-a72"):
-		if got != "" {
-			t.Errorf("baseline build: compiled features %q, want none", got)
-		}
-	case strings.Contains(flags, "dotprod"), strings.Contains(flags, "cortex-a76"), strings.Contains(flags, "cortex-a78ae"):
-		if got != "atomics asimdhp asimddp" {
-			t.Errorf("armv8.2 build: compiled features %q, want atomics asimdhp asimddp", got)
-		}
-	default:
-		t.Fatalf("run the tests with scripts/cgo-env.sh's flags (make test); CGO_CFLAGS is %q", flags)
+// pi5Backend is what LoadCPU finds on a Raspberry Pi 5 with the .deb.
+var pi5Backend = &llm.CPUBackend{
+	Variant:  llm.CPUVariant{Name: "armv8.2_2", Path: "/usr/lib/hedge/libggml-cpu-armv8.2_2.so", Score: 3},
+	Features: []string{"NEON", "ARM_FMA", "FP16_VA", "DOTPROD", "LLAMAFILE", "REPACK"},
+	Folders: []llm.CPUFolder{{Dir: "/usr/lib/hedge", Variants: []llm.CPUVariant{
+		{Name: "armv8.0_1", Path: "/usr/lib/hedge/libggml-cpu-armv8.0_1.so", Score: 1},
+		{Name: "armv8.2_1", Path: "/usr/lib/hedge/libggml-cpu-armv8.2_1.so", Score: 2},
+		{Name: "armv8.2_2", Path: "/usr/lib/hedge/libggml-cpu-armv8.2_2.so", Score: 3},
+	}}},
+}
+
+func fakeCPU(b *llm.CPUBackend, err error) func(string) (*llm.CPUBackend, error) {
+	return func(string) (*llm.CPUBackend, error) { return b, err }
+}
+
+// TestDoctorCPU loads this machine's variant with the real loader, from
+// the build cache, and from a folder without variants.
+func TestDoctorCPU(t *testing.T) {
+	env := doctorEnv{CPU: func(dir string) (*llm.CPUBackend, error) { return llm.LoadCPU(dir, nil) }}
+	cfg := config.Default()
+	if r := checkCPU(cfg, env); r.Status != checkSkip || !strings.Contains(r.Detail, "llm.model is empty") {
+		t.Errorf("no LLM: %+v", r)
+	}
+	cfg.LLM.Model = "tiny"
+	cfg.LLM.CPULibraryDir = llm.CPULibraryCache()
+	r := checkCPU(cfg, env)
+	t.Logf("%s %s", r.Status.mark(), r.Detail)
+	if r.Status != checkOK || !strings.Contains(r.Detail, "llama.cpp CPU variant ") || !strings.Contains(r.Detail, cfg.LLM.CPULibraryDir) {
+		t.Errorf("cache: %+v", r)
 	}
 }
 

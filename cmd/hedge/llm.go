@@ -22,7 +22,9 @@ func modelStore(cfg config.Config) *models.Store {
 // wireLLM opens the local LLM tier: it resolves llm.model (a GGUF path or
 // a name in the models manifest) and loads it. With llm.model "" the tier
 // is off: the generator is nil and closeFn does nothing. tel, when set,
-// gets each answer's speed from llama.cpp's own token counts.
+// gets each answer's speed from llama.cpp's own token counts. An error that
+// wraps llm.ErrNoCPUVariant means this CPU runs none of the llama.cpp
+// variants found: run keeps serving without the tier.
 func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger, tel *telemetry.Telemetry) (gen agent.Generator, closeFn func() error, err error) {
 	noop := func() error { return nil }
 	c := cfg.LLM
@@ -54,7 +56,7 @@ func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger, tel *tele
 		Temperature: c.Temperature, TopK: c.TopK, TopP: c.TopP, MinP: c.MinP,
 		RepeatPenalty: c.RepeatPenalty, RepeatLastN: c.RepeatLastN, Seed: c.Seed,
 		QueueSize: queue, KeepAlive: c.KeepAlive, MMap: c.MMap, NoRepack: !c.Repack,
-		NoKVReuse: !c.KVReuse, KVCacheBytes: kvBytes,
+		NoKVReuse: !c.KVReuse, KVCacheBytes: kvBytes, CPULibraryDir: c.CPULibraryDir,
 		Log: log, OnStats: llmStats(tel),
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/hedge-edge/hedge/agent/transport/httpapi"
 	"github.com/hedge-edge/hedge/agent/transport/local"
 	"github.com/hedge-edge/hedge/agent/transport/mqtt"
+	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/platform"
 )
 
@@ -148,15 +149,23 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		ready.Set("slm", true)
 	}
 	if cfg.LLM.Model != "" {
-		ready.Set("llm", false)
 		gen, closeLLM, err := wireLLM(ctx, cfg, log, tel)
-		if err != nil {
+		switch {
+		case errors.Is(err, llm.ErrNoCPUVariant):
+			// The one LLM failure that is the machine's, not the
+			// config's: no llama.cpp kernels run on this CPU. Loading
+			// others would die with SIGILL, and under systemd in a
+			// restart loop; the SLM, the cache and the cloud still serve.
+			log.Error("the local LLM tier is off", "component", "llm", "err", err)
+			opts.LLMOff = "no llama.cpp CPU variant runs on this CPU: see hedge doctor"
+		case err != nil:
 			return err
+		default:
+			closers = append(closers, closeLLM)
+			opts.LLM = gen
+			versions = append(versions, "llm:"+cfg.LLM.Model)
+			ready.Set("llm", true)
 		}
-		closers = append(closers, closeLLM)
-		opts.LLM = gen
-		versions = append(versions, "llm:"+cfg.LLM.Model)
-		ready.Set("llm", true)
 	}
 	opts.CacheVersion = strings.Join(append(versions, lengthVersion(cfg)), "+")
 	cloud, runCloud, err := wireCloud(ctx, cfg, st, courier, log, opts.CacheVersion, tel)

@@ -95,6 +95,9 @@ type Options struct {
 	// it was; default DefaultKVCacheBytes, negative keeps none (only the
 	// context's own, the last conversation's).
 	KVCacheBytes int64
+	// CPULibraryDir is the folder of llama.cpp's CPU variants; "" looks in
+	// CPUFolders("") (see LoadCPU).
+	CPULibraryDir string
 	// Log receives load events and llama.cpp's warnings; default discards.
 	Log *slog.Logger
 	// OnStats, when set, receives the counts and timings of each request
@@ -210,6 +213,9 @@ func New(ctx context.Context, o Options) (*Generator, error) {
 	}
 	// The message names llama.cpp; the component stays the one hedge gave.
 	backendInit(o.Log)
+	if _, err := LoadCPU(o.CPULibraryDir, o.Log); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

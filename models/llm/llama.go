@@ -1,11 +1,13 @@
 package llm
 
 // This file is the thin cgo binding to llama.cpp's C API (llama.h). The
-// C/C++ sources are those vendored in github.com/ollama/ollama (blank
-// imports below compile them); the include folders, -DGGML_USE_CPU_REPACK
-// and the -march flags come from scripts/cgo-env.sh, so that every build
-// (make, tests, benchmarks, CI) compiles llama.cpp once with the same flags.
-// Nothing here decides anything: generator.go does.
+// C/C++ sources are those vendored in github.com/ollama/ollama, built by
+// CMake into a static library (cpu.go links it) and CPU variants by
+// scripts/cgo-env.sh, which also gives the include and library folders, so
+// that every build (make, tests, benchmarks, CI) links the same llama.cpp.
+// None of ollama's own cgo packages is imported: they would register a
+// static CPU backend beside the loaded one. Nothing here decides anything:
+// generator.go does.
 
 /*
 #cgo CFLAGS: -std=c11
@@ -58,9 +60,6 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
-
-	_ "github.com/ollama/ollama/llama/llama.cpp/src"
-	_ "github.com/ollama/ollama/ml/backend/ggml/ggml/src"
 )
 
 // llama.cpp's log is process-wide (llama_log_set); it is routed to the

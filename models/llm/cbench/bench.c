@@ -1,14 +1,12 @@
-//go:build ignore
-
-// (The constraint above keeps the go tool from compiling this program into
-// the cgo package beside it: bench-llm.sh compiles it with gcc.)
 // bench.c: the C baseline for scripts/bench-llm.sh. It does what hedge's
 // generator does per request, directly on llama.h: load, tokenize, decode
 // the prompt, then sample (greedy) and decode one token at a time, and it
-// prints the same JSON as models/llm/llmbench. Built by bench-llm.sh
-// against the c-archive of lib.go (hedge's own llama.cpp build).
+// prints the same JSON as models/llm/llmbench. bench-llm.sh links it with
+// hedge's own llama.cpp build (libhedge-llama.a of scripts/cgo-env.sh) and
+// it loads the best CPU variant of the folder in $CBENCH_CPU_DIR, as
+// hedge does.
 //
-//   cbench MODEL THREADS N_GEN REPS MMAP(0|1) PROMPT
+//   CBENCH_CPU_DIR=DIR cbench MODEL THREADS N_GEN REPS MMAP(0|1) PROMPT
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +48,10 @@ int main(int argc, char **argv) {
 	int threads = atoi(argv[2]), n_gen = atoi(argv[3]), reps = atoi(argv[4]), use_mmap = atoi(argv[5]);
 	const char *prompt = argv[6];
 	llama_log_set(quiet, NULL);
+	const char *cpu_dir = getenv("CBENCH_CPU_DIR");
+	if (!cpu_dir) { fprintf(stderr, "cbench: set CBENCH_CPU_DIR to the folder of the CPU variants\n"); return 2; }
+	ggml_backend_load_all_from_path(cpu_dir);
+	if (!ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) { fprintf(stderr, "cbench: no CPU variant of %s loads\n", cpu_dir); return 1; }
 	llama_backend_init();
 	double t0 = now();
 	struct llama_model_params mp = llama_model_default_params();
