@@ -66,9 +66,18 @@ func TestDisconnectCancels(t *testing.T) {
 			}
 
 			// The in-flight slot is free again (a held one answers 429).
-			resp, raw := do(t, "POST", r.URL()+"/v1/chat/completions", "", `{"model":"hedge-local","messages":[{"role":"user","content":"and another"}]}`)
-			if resp.StatusCode != 200 || !strings.Contains(raw, "at once") {
-				t.Fatalf("next request: %d %s", resp.StatusCode, raw)
+			// The handler gives it back as it returns, just after the
+			// generation ended: a 429 meanwhile is asked again.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				resp, raw := do(t, "POST", r.URL()+"/v1/chat/completions", "", `{"model":"hedge-local","messages":[{"role":"user","content":"and another"}]}`)
+				if resp.StatusCode == 200 && strings.Contains(raw, "at once") {
+					break
+				}
+				if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+					t.Fatalf("next request: %d %s", resp.StatusCode, raw)
+				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
