@@ -19,8 +19,9 @@ import (
 
 // profileCmd is `hedge-bench profile`: while a steady load runs against a
 // hedge started with HEDGE_PPROF, it takes a CPU profile and an allocation
-// profile before and after it, and splits the CPU time and the
-// allocations per request by where they happen (partRules).
+// profile before and after it (each after a GC: the heap profiles are as
+// of the last one), and splits the CPU time and the allocations per
+// request by where they happen (partRules).
 func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,7 +44,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	base := strings.TrimSuffix(*url, "/") + "/debug/pprof/"
-	before, err := fetch(ctx, base+"allocs", 30*time.Second)
+	before, err := fetch(ctx, base+"allocs?gc=1", 30*time.Second)
 	if err != nil {
 		return fail(err)
 	}
@@ -59,7 +60,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(err)
 	}
-	after, err := fetch(ctx, base+"allocs", 30*time.Second)
+	after, err := fetch(ctx, base+"allocs?gc=1", 30*time.Second)
 	if err != nil {
 		return fail(err)
 	}

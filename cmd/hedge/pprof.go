@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -52,7 +53,7 @@ func listenPprof(addr string) (net.Listener, error) {
 
 // pprofMux serves what `go tool pprof` fetches: /debug/pprof/profile
 // (CPU, ?seconds=N, 30 by default) and the runtime's named profiles
-// (/debug/pprof/allocs, heap, goroutine, ...). It is written here rather
+// (/debug/pprof/allocs, heap, goroutine, ...; ?gc=1 collects first). It is written here rather
 // than imported from net/http/pprof, whose init registers the same
 // handlers on http.DefaultServeMux in every hedge command.
 func pprofMux() *http.ServeMux {
@@ -84,6 +85,11 @@ func pprofMux() *http.ServeMux {
 		if p == nil {
 			http.Error(w, "no such profile", http.StatusNotFound)
 			return
+		}
+		// The heap profiles are as of the last GC; gc=1 runs one first,
+		// as net/http/pprof's handler does.
+		if r.URL.Query().Get("gc") == "1" {
+			runtime.GC()
 		}
 		debug, _ := strconv.Atoi(r.URL.Query().Get("debug"))
 		if debug == 0 {

@@ -31,7 +31,7 @@ func TestListenPprofLoopbackOnly(t *testing.T) {
 func TestPprofMux(t *testing.T) {
 	srv := httptest.NewServer(pprofMux())
 	defer srv.Close()
-	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/allocs"} {
+	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/allocs", "/debug/pprof/allocs?gc=1"} {
 		resp, err := srv.Client().Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
