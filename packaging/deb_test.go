@@ -183,8 +183,12 @@ func checkPackage(t *testing.T, deb, arch string, machine elf.Machine) {
 	c, err := config.Parse(cfg)
 	if err != nil {
 		t.Errorf("packaged config is invalid: %v", err)
-	} else if c.SLM.RuntimeLibrary != LibraryPath {
-		t.Errorf("packaged config's slm.runtime_library = %q, want %s", c.SLM.RuntimeLibrary, LibraryPath)
+	} else if c.SLM.RuntimeLibrary != "" {
+		t.Errorf("packaged config sets slm.runtime_library = %q: hedge must find %s by itself", c.SLM.RuntimeLibrary, LibraryPath)
+	}
+	// hedge looks in ../lib/hedge from its binary (platform.LibraryFolders).
+	if lib := filepath.Join(filepath.Dir(filepath.Dir(BinaryPath)), "lib", "hedge"); lib != filepath.Dir(LibraryPath) || lib != VariantDir {
+		t.Errorf("libraries in %s and %s, but hedge at %s looks in %s", filepath.Dir(LibraryPath), VariantDir, BinaryPath, lib)
 	}
 	for _, p := range append([]string{BinaryPath, LibraryPath}, elfs...) {
 		f, err := elf.Open(filepath.Join(x, p))

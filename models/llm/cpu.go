@@ -70,6 +70,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/hedge-edge/hedge/platform"
 )
 
 // ErrNoCPUVariant is returned when no folder holds a llama.cpp CPU variant
@@ -196,15 +198,7 @@ func CPUFolders(configured string) []string {
 	if configured != "" {
 		return []string{configured}
 	}
-	var dirs []string
-	if exe, err := os.Executable(); err == nil {
-		if p, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = p
-		}
-		bin := filepath.Dir(exe)
-		dirs = append(dirs, bin, filepath.Join(filepath.Dir(bin), "lib", "hedge"))
-	}
-	return append(dirs, CPULibraryCache())
+	return append(platform.LibraryFolders(), CPULibraryCache())
 }
 
 // cpuState is the process's CPU backend: ggml's backend registry is

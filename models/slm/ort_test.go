@@ -2,6 +2,8 @@ package slm
 
 import (
 	"bytes"
+	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,4 +54,48 @@ func TestMain(m *testing.M) {
 		shared.rt.Close()
 	}
 	os.Exit(code)
+}
+
+// ONNX Runtime 1.30 on Linux starts a telemetry system that persists a
+// device id under $XDG_CACHE_HOME or $HOME/.cache/Microsoft and would
+// upload events to Microsoft. hedge turns it off before the environment
+// exists: a child process with a fresh HOME classifies, and afterwards
+// HOME and XDG_CACHE_HOME hold nothing.
+func TestNoTelemetryCache(t *testing.T) {
+	if lib := os.Getenv("HEDGE_TEST_TELEMETRY_CHILD"); lib != "" {
+		rt, err := OpenRuntime(lib, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, _, err := Build(context.Background(), toyCorpus(), smallOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clf, err := rt.LoadClassifier(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := clf.Classify(context.Background(), "hello"); err != nil {
+			t.Fatal(err)
+		}
+		clf.Close()
+		if err := rt.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	home, cache := t.TempDir(), t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNoTelemetryCache$", "-test.v")
+	cmd.Env = append(os.Environ(), "HEDGE_TEST_TELEMETRY_CHILD="+testLib(t), "HOME="+home, "XDG_CACHE_HOME="+cache)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, dir := range []string{home, cache} {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if p != dir {
+				t.Errorf("ONNX Runtime wrote %s", p)
+			}
+			return nil
+		})
+	}
 }

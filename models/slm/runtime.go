@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/hedge-edge/hedge/platform"
 )
 
 // ORTVersion is the ONNX Runtime release scripts/fetch-ort.sh installs.
@@ -49,8 +51,9 @@ func HostArch() string {
 }
 
 // FindLibrary returns the path of ONNX Runtime's shared library: the
-// configured path when set (it must exist), else the library beside the
-// hedge binary, else the fetch script's cache folder. When none exists the
+// configured path when set (it must exist), else the library in
+// platform.LibraryFolders (beside the hedge binary, or a package's
+// /usr/lib/hedge), else the fetch script's cache folder. When none exists the
 // error wraps ErrNoLibrary and lists every path tried.
 func FindLibrary(configured string) (string, error) {
 	if configured != "" {
@@ -60,10 +63,9 @@ func FindLibrary(configured string) (string, error) {
 		return configured, nil
 	}
 	var tried []string
-	if exe, err := os.Executable(); err == nil {
-		tried = append(tried, filepath.Join(filepath.Dir(exe), LibraryName))
+	for _, dir := range append(platform.LibraryFolders(), CacheDir(HostArch())) {
+		tried = append(tried, filepath.Join(dir, LibraryName))
 	}
-	tried = append(tried, filepath.Join(CacheDir(HostArch()), LibraryName))
 	for _, p := range tried {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return p, nil
@@ -117,8 +119,20 @@ func OpenRuntime(lib string, threads int) (*Runtime, error) {
 		return &Runtime{lib: abs, threads: threads}, nil
 	}
 	ort.SetSharedLibraryPath(abs)
+	// ONNX Runtime 1.30's Linux build starts a telemetry system with the
+	// environment: it persists a device id and an event cache under
+	// $XDG_CACHE_HOME (or ~/.cache)/Microsoft and uploads to Microsoft.
+	// hedge keeps everything on the device, so the switch the library reads
+	// at start-up is set first, and the API's off switch follows.
+	if err := os.Setenv("ORT_DISABLE_TELEMETRY", "1"); err != nil {
+		return nil, fmt.Errorf("open onnx runtime: %w", err)
+	}
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return nil, fmt.Errorf("open onnx runtime %s (is it libonnxruntime %s for %s?): %w", abs, ORTVersion, runtime.GOARCH, err)
+	}
+	if err := ort.DisableTelemetry(); err != nil {
+		ort.DestroyEnvironment()
+		return nil, fmt.Errorf("open onnx runtime %s: %w", abs, err)
 	}
 	ortState.refs, ortState.lib = 1, abs
 	return &Runtime{lib: abs, threads: threads}, nil
