@@ -3,6 +3,8 @@ package platform
 import (
 	"errors"
 	"fmt"
+	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/kardianos/service"
@@ -40,7 +42,8 @@ type ServiceOptions struct {
 // Service installs and controls hedge's systemd unit through
 // kardianos/service. It is not safe for concurrent use.
 type Service struct {
-	svc service.Service
+	svc  service.Service
+	name string
 }
 
 // NewService returns the service named o.Name. It fails with ErrNoSystemd
@@ -62,7 +65,7 @@ func NewService(o ServiceOptions) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", o.Name, err)
 	}
-	return &Service{svc: svc}, nil
+	return &Service{svc: svc, name: o.Name}, nil
 }
 
 // kardianosConfig hands kardianos our own unit as its systemd template
@@ -95,12 +98,75 @@ func (s *Service) Uninstall() error {
 	return nil
 }
 
-// Start asks systemd to start the service.
+// Start asks systemd to start the service. A failed start returns a
+// *StartError with systemd's reason.
 func (s *Service) Start() error {
 	if err := s.svc.Start(); err != nil {
-		return fmt.Errorf("start service: %w", err)
+		return s.startError(err)
 	}
 	return nil
+}
+
+// StartError is a start systemd reports as failed, with its reason: the
+// unit's Result= and main exit status, and the last lines the failed run
+// logged (its invocation's journal, hedge's own stderr among them).
+type StartError struct {
+	Err    error
+	Result string // systemd's Result=, e.g. exit-code, timeout, start-limit-hit
+	Status int    // ExecMainStatus=: hedge's exit status
+	Log    []string
+}
+
+func (e *StartError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "start service: %v", e.Err)
+	if e.Result != "" {
+		fmt.Fprintf(&b, " (result %s, exit status %d)", e.Result, e.Status)
+	}
+	for _, l := range e.Log {
+		b.WriteString("\n  " + l)
+	}
+	return b.String()
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// startLogLines is how much of the failed run's journal a StartError shows.
+const startLogLines = 12
+
+func (s *Service) startError(err error) *StartError {
+	e := &StartError{Err: err}
+	unit := s.name + ".service"
+	out, _ := exec.Command("systemctl", "show", "-p", "Result", "-p", "ExecMainStatus", "-p", "InvocationID", unit).Output()
+	props := parseProperties(string(out))
+	e.Result = props["Result"]
+	e.Status, _ = strconv.Atoi(props["ExecMainStatus"])
+	if id := props["InvocationID"]; id != "" {
+		out, _ := exec.Command("journalctl", "--no-pager", "-o", "cat", "-n", strconv.Itoa(startLogLines), "_SYSTEMD_INVOCATION_ID="+id).Output()
+		e.Log = nonEmptyLines(string(out))
+	}
+	return e
+}
+
+// parseProperties reads systemctl show's KEY=VALUE lines.
+func parseProperties(out string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func nonEmptyLines(out string) []string {
+	var ls []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			ls = append(ls, l)
+		}
+	}
+	return ls
 }
 
 // Stop asks systemd to stop the service.

@@ -79,3 +79,16 @@ func TestKardianosWritesUnitVerbatim(t *testing.T) {
 		_ = svc.Uninstall()
 	}
 }
+
+func TestStartErrorSaysWhy(t *testing.T) {
+	p := parseProperties("Result=exit-code\nExecMainStatus=78\nInvocationID=0a1b\n\n")
+	if p["Result"] != "exit-code" || p["ExecMainStatus"] != "78" || p["InvocationID"] != "0a1b" {
+		t.Fatalf("parseProperties = %v", p)
+	}
+	e := &StartError{Err: errors.New("exit status 1"), Result: "exit-code", Status: 78,
+		Log: nonEmptyLines("hedge: config: line 2: unknown key slm.treshold\n\n")}
+	want := "start service: exit status 1 (result exit-code, exit status 78)\n  hedge: config: line 2: unknown key slm.treshold"
+	if e.Error() != want {
+		t.Errorf("StartError = %q, want %q", e.Error(), want)
+	}
+}

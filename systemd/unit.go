@@ -25,6 +25,13 @@ const (
 	Name = "hedge"
 )
 
+// ExitConfig is hedge run's exit status for a configuration it cannot start
+// with (EX_CONFIG in sysexits.h). The unit names it in
+// RestartPreventExitStatus=: a restart cannot fix a file, and five quick
+// failures would hit StartLimitBurst= and refuse even the manual start
+// after the fix.
+const ExitConfig = 78
+
 // Options are the paths rendered into the unit.
 type Options struct {
 	// Binary is the absolute path of the hedge executable (DefaultBinary
@@ -34,6 +41,9 @@ type Options struct {
 	// (DefaultConfig when empty).
 	Config string
 }
+
+// ExitConfig is ExitConfig, for the unit's template.
+func (Options) ExitConfig() int { return ExitConfig }
 
 // ErrBadPath is returned by Unit for a path the unit cannot use; the error
 // wrapping it says which path and why.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -109,6 +110,31 @@ func DefaultStateDir() string {
 	return ".hedge"
 }
 
+// ServiceSocket is the socket of hedge run as the system service
+// (RuntimeDirectory=hedge): root and the members of group hedge may use it.
+const ServiceSocket = "/run/hedge/hedge.sock"
+
+// AskSocket is the socket a client asks when none is named: $HEDGE_SOCKET,
+// else this user's DefaultSocket when it exists (a `hedge run` of their
+// own), else ServiceSocket when it exists or cannot be looked at (a member
+// of group hedge reaches the service; anyone else is told the socket's
+// path and that it is not theirs), else DefaultSocket.
+func AskSocket() string { return askSocket(ServiceSocket) }
+
+func askSocket(service string) string {
+	own := DefaultSocket()
+	if os.Getenv("HEDGE_SOCKET") != "" || own == service {
+		return own
+	}
+	if _, err := os.Stat(own); err == nil {
+		return own
+	}
+	if _, err := os.Stat(service); !errors.Is(err, fs.ErrNotExist) {
+		return service
+	}
+	return own
+}
+
 // DefaultSocket is $HEDGE_SOCKET, else hedge.sock in $RUNTIME_DIRECTORY
 // (systemd), /run/hedge for root, $XDG_RUNTIME_DIR/hedge, or the state dir.
 func DefaultSocket() string {
@@ -119,7 +145,7 @@ func DefaultSocket() string {
 		return filepath.Join(d, "hedge.sock")
 	}
 	if os.Geteuid() == 0 {
-		return "/run/hedge/hedge.sock"
+		return ServiceSocket
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "hedge", "hedge.sock")

@@ -160,3 +160,41 @@ func TestSanitizeDevice(t *testing.T) {
 		}
 	}
 }
+
+// hedge ask without --socket: $HEDGE_SOCKET, else the user's own hedge run,
+// else the service's socket, also when the user may not look at it.
+func TestAskSocket(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Setenv("RUNTIME_DIRECTORY", t.TempDir()) // root's own default is the service's
+	}
+	t.Setenv("HEDGE_SOCKET", "")
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	own := DefaultSocket()
+	dir := t.TempDir()
+	service := filepath.Join(dir, "run", "hedge.sock")
+	if got := askSocket(service); got != own {
+		t.Errorf("nothing listens: %s, want the user's own %s", got, own)
+	}
+	if err := os.MkdirAll(filepath.Dir(service), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(service, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if got := askSocket(service); got != service {
+		t.Errorf("the service runs: %s, want %s", got, service)
+	}
+	if err := os.MkdirAll(filepath.Dir(own), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := askSocket(service); got != own {
+		t.Errorf("the user's own hedge runs too: %s, want %s", got, own)
+	}
+	t.Setenv("HEDGE_SOCKET", filepath.Join(dir, "named.sock"))
+	if got := askSocket(service); got != filepath.Join(dir, "named.sock") {
+		t.Errorf("$HEDGE_SOCKET: %s", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"strings"
 
@@ -30,7 +31,7 @@ func ask(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, askUsage)
 		fs.PrintDefaults()
 	}
-	socket := fs.String("socket", "", "hedge's socket (default "+config.DefaultSocket()+", or $HEDGE_SOCKET)")
+	socket := fs.String("socket", "", "hedge's socket (default $HEDGE_SOCKET, else your own hedge run's "+config.DefaultSocket()+" when it exists, else the service's "+config.ServiceSocket+")")
 	prefer := fs.String("prefer", "auto", "where the answer should come from: auto, local or cloud")
 	asJSON := fs.Bool("json", false, "print the whole reply as JSON (with --stream: every chunk line too)")
 	stream := fs.Bool("stream", false, "print the answer as it is produced")
@@ -76,7 +77,7 @@ func ask(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	path := *socket
 	if path == "" {
-		path = config.DefaultSocket()
+		path = config.AskSocket()
 	}
 	if *timeout > 0 {
 		var cancel context.CancelFunc
@@ -106,7 +107,10 @@ func ask(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "hedge ask: %v\n", err)
 		if errors.Is(err, local.ErrNotRunning) {
-			fmt.Fprintln(stderr, "  start hedge with `hedge run` (or `make run`), or name its socket with --socket PATH or $HEDGE_SOCKET")
+			fmt.Fprintf(stderr, "  start the service with `sudo hedge start` (its socket is %s), or your own with `hedge run` (or `make run`), or name a socket with --socket PATH or $HEDGE_SOCKET\n", config.ServiceSocket)
+		}
+		if errors.Is(err, iofs.ErrPermission) && path == config.ServiceSocket {
+			fmt.Fprintln(stderr, "  the service's socket is for root and group hedge: sudo usermod -aG hedge $USER, then log in again")
 		}
 		return 1
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/transport/mqtt/mqtttest"
+	"github.com/hedge-edge/hedge/systemd"
 )
 
 // The bad-input catalogue (docs/bad-input.md): every hostile input sent to
@@ -829,6 +831,15 @@ func TestBadConfigPaths(t *testing.T) {
 			if !namesKey(out.String(), c.key) {
 				t.Fatalf("the error does not name %s:\n%s", c.key, out.String())
 			}
+			// hedge run says "do not restart me" (the unit's
+			// RestartPreventExitStatus=); config check fails plainly.
+			want := 1
+			if c.run {
+				want = systemd.ExitConfig
+			}
+			if code := exitCode(err); code != want {
+				t.Fatalf("hedge %s exited %d, want %d:\n%s", args[0], code, want, out.String())
+			}
 		})
 	}
 }
@@ -893,4 +904,17 @@ func checkDocTable(t *testing.T, header string, rows [][]string) {
 			t.Errorf("docs/bad-input.md row %q is not in the test", name)
 		}
 	}
+}
+
+// exitCode is the exit status err (from exec's Wait) carries: 0 for nil,
+// -1 when the process did not exit by itself.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	return -1
 }

@@ -32,7 +32,7 @@ func wireCloud(ctx context.Context, cfg config.Config, st *store.Store, courier 
 	}
 	key, err := c.Key()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cloud: %w", err)
+		return nil, nil, badConfig(fmt.Errorf("cloud: %w", err))
 	}
 	if key == "" && c.BaseURL == config.OpenAIBaseURL {
 		log.Warn("cloud: no API key for OpenAI; set HEDGE_CLOUD_API_KEY or cloud.api_key_file")
@@ -50,7 +50,7 @@ func wireCloud(ctx context.Context, cfg config.Config, st *store.Store, courier 
 		MinEntropy: c.Anonymize.MinEntropy,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cloud: %w", err)
+		return nil, nil, badConfig(fmt.Errorf("cloud: %w", err))
 	}
 	if courier == nil {
 		log.Info("cloud: no courier for late answers; queued escalations will only be cached")

@@ -199,7 +199,13 @@ func TestDoctorHealthy(t *testing.T) {
 	line(t, out, "✓", "device", "Raspberry Pi 5", "raspberry-pi-5")
 	line(t, out, "✓", "cpu", "variant armv8.2_2 (score 3,", "/usr/lib/hedge/libggml-cpu-armv8.2_2.so", "DOTPROD", "armv8.0_1 (score 1)")
 	line(t, out, "✓", "onnx runtime", "loads", "version 1.30.0")
-	line(t, out, "✓", "intent model", s.intentDir, "sha256")
+	// The same count as hedge run's "intent model loaded" line: the
+	// intents of the file, without the model's out-of-scope label.
+	set, err := intents.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line(t, out, "✓", "intent model", s.intentDir, fmt.Sprintf(" %d intents,", len(set.File.Intents)), "sha256")
 	line(t, out, "✓", "model tiny", s.model, "sha256 matches")
 	line(t, out, "✓", "llm", "verified above")
 	line(t, out, "✓", "mqtt", s.broker.Addr().String(), "accepts connections")

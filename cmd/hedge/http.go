@@ -42,7 +42,7 @@ func wireHTTP(ctx context.Context, cfg config.Config, tel *telemetry.Telemetry, 
 	}
 	token, err := cfg.HTTP.BearerToken()
 	if err != nil {
-		return nil, err
+		return nil, badConfig(err)
 	}
 	srv, err := httpapi.New(httpapi.Options{
 		Listen:       cfg.HTTP.Listen,

@@ -52,7 +52,7 @@ func wireMQTT(ctx context.Context, cfg config.Config, st *store.Store, log *slog
 	password := m.Password.Reveal()
 	if password == "" && m.PasswordFile != "" {
 		if password, err = mqtt.ReadPasswordFile(m.PasswordFile); err != nil {
-			return nil, noop, fmt.Errorf("mqtt: %w", err)
+			return nil, noop, badConfig(fmt.Errorf("mqtt: %w", err))
 		}
 	}
 	brokers := m.BrokerURLs()
@@ -70,7 +70,7 @@ func wireMQTT(ctx context.Context, cfg config.Config, st *store.Store, log *slog
 		tc, err = mqtt.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key, ServerName: m.TLS.ServerName}.Config()
 		if err != nil {
 			_ = closeFn()
-			return nil, noop, fmt.Errorf("mqtt: %w", err)
+			return nil, noop, badConfig(fmt.Errorf("mqtt: %w", err))
 		}
 	}
 	o := mqtt.Options{

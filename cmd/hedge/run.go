@@ -22,6 +22,7 @@ import (
 	"github.com/hedge-edge/hedge/agent/transport/mqtt"
 	"github.com/hedge-edge/hedge/models/llm"
 	"github.com/hedge-edge/hedge/platform"
+	"github.com/hedge-edge/hedge/systemd"
 )
 
 func loadConfig(path string) (config.Config, error) {
@@ -50,16 +51,38 @@ func cmdRun(args []string) int {
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hedge: config: %v\n", err)
-		return 1
+		return systemd.ExitConfig
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("hedge stopped", "err", err)
+		if errors.As(err, new(configError)) {
+			return systemd.ExitConfig
+		}
 		return 1
 	}
 	return 0
+}
+
+// configError marks a start-up failure that restarting cannot fix: a file
+// or setting the configuration names is unusable (a world-writable
+// state_dir, a secret file others can read, a model that does not load).
+// hedge run exits with systemd.ExitConfig for it, which the unit does not
+// restart; a busy port or a state dir locked by another hedge stays exit 1,
+// which it retries.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+// badConfig marks err as a configError; nil and a cancelled start (a stop
+// during training) stay as they are.
+func badConfig(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return configError{err}
 }
 
 // run wires every component, serves until ctx ends, then closes what it
@@ -79,7 +102,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		Log:             log.With("component", "store"),
 	}))
 	if err != nil {
-		return fmt.Errorf("state_dir: %w", err)
+		err = fmt.Errorf("state_dir: %w", err)
+		if errors.Is(err, store.ErrLocked) {
+			return err
+		}
+		return badConfig(err)
 	}
 	closers = append(closers, st.Close)
 
@@ -141,7 +168,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		ready.Set("slm", false)
 		clf, skills, v, closeSLM, err := wireSLM(ctx, cfg, log, publisher)
 		if err != nil {
-			return err
+			return badConfig(err)
 		}
 		closers = append(closers, closeSLM)
 		opts.Classifier, opts.Skills, opts.SLMModel = clf, skills, v
@@ -159,7 +186,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 			log.Error("the local LLM tier is off", "component", "llm", "err", err)
 			opts.LLMOff = "no llama.cpp CPU variant runs on this CPU: see hedge doctor"
 		case err != nil:
-			return err
+			return badConfig(err)
 		default:
 			closers = append(closers, closeLLM)
 			opts.LLM = gen
@@ -183,7 +210,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 		Log:             log.With("component", "socket"),
 	})
 	if err != nil {
-		return err
+		return badConfig(err)
 	}
 	closers = append(closers, sock.Close)
 	ready.Set("socket", true)

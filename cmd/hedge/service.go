@@ -228,7 +228,12 @@ func cmdUninstall(args []string) int {
 
 func cmdStart(args []string) int {
 	return control("start", args, os.Stdout, os.Stderr, func(s *platform.Service, w io.Writer) error {
-		return s.Start()
+		err := s.Start()
+		var se *platform.StartError
+		if errors.As(err, &se) && se.Status == systemd.ExitConfig {
+			return fmt.Errorf("%w\nhedge cannot start with its configuration: fix it (hedge config check %s), then run hedge start again", err, systemd.DefaultConfig)
+		}
+		return err
 	})
 }
 
