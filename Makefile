@@ -10,7 +10,7 @@ CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
 RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build build-arm64 test-qemu deb run test test-chaos fuzz bench vet fmt-check clean
+.PHONY: help setup build build-arm64 test-qemu test-service deb run test test-chaos fuzz bench vet fmt-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ build-arm64: ## cross-build bin/hedge-linux-arm64 (cgo), for every arm64 board
 
 test-qemu: ## run the .debs' hedge under qemu as a Pi 4, a Pi 5, a pre-AVX and a Haswell x86, and compare with this machine
 	scripts/test-qemu.sh
+
+test-service: ## run hedge as a service under a real systemd (nspawn guests): the README install, the .deb, the watchdog, the sandbox (root)
+	scripts/test-service.sh
 
 deb: ## build dist/hedge_<version>_{amd64,arm64}.deb
 	scripts/deb.sh

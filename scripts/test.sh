@@ -50,3 +50,4 @@ step fuzz env FUZZTIME=10s scripts/fuzz.sh
 # After the other tests, never beside them: the suite jumps the clock.
 step chaos env CHAOS_PHASE=5s scripts/chaos.sh
 step qemu scripts/test-qemu.sh
+step service scripts/test-service.sh
