@@ -347,6 +347,8 @@ func (a *Agent) remember(ctx context.Context, q Query, s Situation, ans Answer, 
 		return
 	}
 	key := CacheKey(q, ans.Tier, a.o.CacheVersion)
+	// A hit is not generated again: it counts no tokens.
+	ans.Usage = nil
 	if err := a.o.Cache.Put(ctx, key, ans, ttl); err != nil {
 		a.log.Warn("cache write failed", "err", err)
 		return

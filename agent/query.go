@@ -96,6 +96,9 @@ type Answer struct {
 	// HistoryTruncated is set when the oldest turns of the conversation
 	// were left out because the history did not fit the model's context.
 	HistoryTruncated bool `json:"history_truncated,omitempty"`
+	// Usage is the local LLM's token counts for this answer; nil for
+	// answers it did not generate now (SLM, cache, cloud).
+	Usage *Usage `json:"usage,omitempty"`
 	// CloudPrompt and CloudText are what the cloud was sent and answered,
 	// with placeholders, kept as the conversation's turn; never on the wire.
 	CloudPrompt string `json:"-"`
@@ -119,6 +122,19 @@ type Answer struct {
 	// Turns is a conversation's turns, the reply to OpConversationShow.
 	Turns []Turn `json:"turns,omitempty"`
 	Error *Error `json:"error,omitempty"`
+}
+
+// Usage counts the tokens of one generated answer, as the model's own
+// tokenizer and sampler counted them (OpenAI's usage object).
+type Usage struct {
+	// PromptTokens is the whole prompt: system prompt, the history that
+	// fit and the question, through the model's chat template.
+	PromptTokens int `json:"prompt_tokens"`
+	// CompletionTokens were sampled for the answer.
+	CompletionTokens int `json:"completion_tokens"`
+	// CachedTokens of the prompt were in the KV cache already from the
+	// conversation's previous turn, so only the rest was evaluated.
+	CachedTokens int `json:"cached_tokens,omitempty"`
 }
 
 // ErrorCode is the machine-readable kind of an error reply.

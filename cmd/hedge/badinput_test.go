@@ -292,8 +292,15 @@ type badHedge struct {
 
 func startBadHedge(t *testing.T) *badHedge {
 	t.Helper()
+	return startBadHedgeWith(t, tinyModel(t), "  max_tokens: 4\n")
+}
+
+// startBadHedgeWith starts the bad-input hedge with another LLM model and
+// llm settings (YAML lines under llm:).
+func startBadHedgeWith(t *testing.T, model, llmSettings string) *badHedge {
+	t.Helper()
 	broker := mqtttest.Start(t, mqtttest.Config{})
-	model, state := tinyModel(t), tempState(t, "hbad")
+	state := tempState(t, "hbad")
 	port := mqtttest.FreePort(t)
 	// The small LLM answers what the intent model does not, so that every
 	// input hedge takes gets an answer, not a no_tier error.
@@ -310,9 +317,8 @@ slm:
   threads: 1
 llm:
   model: %[5]s
-  max_tokens: 4
   threads: 1
-`, state, port, broker.URL, ortLibrary(t), model, badDevice)
+%[7]s`, state, port, broker.URL, ortLibrary(t), model, badDevice, llmSettings)
 	path := filepath.Join(state, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

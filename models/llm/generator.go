@@ -374,7 +374,7 @@ func (g *Generator) Generate(ctx context.Context, q agent.Query, emit func(token
 	defer g.armIdle()
 
 	r, err := g.generate(ctx, m, c, tmpl, q, emit)
-	ans := agent.Answer{ID: q.ID, Answer: r.text, Tier: agent.TierLLM, Model: g.o.Name, Truncated: r.truncated, HistoryTruncated: r.historyDropped}
+	ans := agent.Answer{ID: q.ID, Answer: r.text, Tier: agent.TierLLM, Model: g.o.Name, Truncated: r.truncated, HistoryTruncated: r.historyDropped, Usage: r.usage}
 	return ans, err
 }
 
@@ -445,6 +445,7 @@ func (g *Generator) sampling() sampling {
 type genResult struct {
 	text                      string
 	truncated, historyDropped bool
+	usage                     *agent.Usage
 }
 
 // generate runs one request on the context it owns (g.turn is held).
@@ -465,12 +466,14 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	if err != nil {
 		return genResult{}, err
 	}
-	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start}
+	var stats Stats
+	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start, stats: &stats}
 	text, raw, truncated, err := g.decodeLoop(ctx, run, emit)
 	if err == nil {
 		g.kv.answered(key, text, raw)
 	}
-	return genResult{text: text, truncated: truncated, historyDropped: dropped}, err
+	usage := &agent.Usage{PromptTokens: stats.PromptTokens, CompletionTokens: stats.Tokens, CachedTokens: stats.ReusedTokens}
+	return genResult{text: text, truncated: truncated, historyDropped: dropped, usage: usage}, err
 }
 
 // decodeRun is one request's decoding: the model and context, the key of
@@ -483,6 +486,7 @@ type decodeRun struct {
 	toks      []int32
 	maxTokens int
 	start     time.Time
+	stats     *Stats // filled in by decodeLoop
 }
 
 // watchAbort arms ctx's end to raise c's abort flag, which ggml polls
@@ -533,14 +537,15 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 	defer smp.free()
 
 	st := newStreamer(g.o.Stop, emit)
-	stats := Stats{PromptTokens: len(toks)}
+	stats := run.stats
+	*stats = Stats{PromptTokens: len(toks)}
 	var tFirst, tLast time.Time
 	if g.o.OnStats != nil {
 		defer func() {
 			if stats.Tokens > 0 {
 				stats.GenTime = tLast.Sub(tFirst)
 			}
-			g.o.OnStats(stats)
+			g.o.OnStats(*stats)
 		}()
 	}
 	reused := g.kv.prepare(c, run.key, toks)

@@ -308,6 +308,7 @@ func (s *Server) chat(h agent.Handler) http.HandlerFunc {
 				Message:      &message{Role: "assistant", Content: ans.Answer},
 				FinishReason: finishReason(ans),
 			}},
+			Usage: usageOf(ans.Usage),
 			Hedge: info(ans),
 		})
 	}
@@ -327,7 +328,29 @@ type completion struct {
 	Created int64    `json:"created"`
 	Model   string   `json:"model"`
 	Choices []choice `json:"choices"`
+	Usage   *usage   `json:"usage,omitempty"`
 	Hedge   *Info    `json:"hedge,omitempty"`
+}
+
+// usage is OpenAI's usage object: the local LLM's own token counts. It is
+// left out of answers no model generated now (SLM, cache, cloud).
+type usage struct {
+	PromptTokens        int           `json:"prompt_tokens"`
+	CompletionTokens    int           `json:"completion_tokens"`
+	TotalTokens         int           `json:"total_tokens"`
+	PromptTokensDetails *promptDetail `json:"prompt_tokens_details,omitempty"`
+}
+
+type promptDetail struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+func usageOf(u *agent.Usage) *usage {
+	if u == nil {
+		return nil
+	}
+	return &usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TotalTokens: u.PromptTokens + u.CompletionTokens, PromptTokensDetails: &promptDetail{CachedTokens: u.CachedTokens}}
 }
 
 type choice struct {
