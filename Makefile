@@ -10,7 +10,7 @@ CGO_ENV := eval "$$(scripts/cgo-env.sh)" &&
 RUN_ENV := HEDGE_STATE_DIR=./.hedge HEDGE_SOCKET=./.hedge/hedge.sock
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build build-arm64 test-qemu test-service deb run test test-chaos fuzz bench vet fmt-check clean
+.PHONY: help setup build build-bench build-arm64 test-qemu test-service deb run test test-chaos fuzz bench vet fmt-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,10 @@ build: ## build bin/hedge for this machine, with its llama.cpp CPU variants and 
 	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge ./cmd/hedge && \
 		rm -f bin/libggml-cpu-*.so && cp "$$HEDGE_LLAMA_DIR"/lib/libggml-cpu-*.so bin/
 	cp "$$(scripts/fetch-ort.sh)" bin/libonnxruntime.so.1
+
+build-bench: ## build bin/hedge-bench: the benchmark, report and plot tooling, never installed on a device
+	scripts/setup.sh build
+	$(CGO_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hedge-bench ./cmd/hedge-bench
 
 build-arm64: ## cross-build bin/hedge-linux-arm64 (cgo), for every arm64 board
 	scripts/build-arm64.sh
@@ -54,7 +58,7 @@ fuzz: ## fuzz every target for FUZZTIME each (default 2m, ~25 min; FUZZ=regexp p
 	scripts/setup.sh test
 	FUZZTIME=$${FUZZTIME:-2m} scripts/fuzz.sh
 
-bench: build ## run every benchmark (BENCH=go,slm,cloud,mqtt,llm,tiers for a subset) and write BENCHMARKS.md
+bench: build build-bench ## run every benchmark (BENCH=go,slm,cloud,mqtt,llm,tiers for a subset) and write BENCHMARKS.md
 	scripts/bench.sh
 
 vet: ## go vet every package, the chaos suite's files included

@@ -7,7 +7,7 @@
 # Usage: scripts/bench-cloud.sh [benchtime]   (default 3s)
 # Writes to OUT (default bin/bench): cloud.json (go test -json),
 # cloud-anonymizer.json and cloud-anonymizer.png (latency against length).
-# `hedge bench report --dir OUT --only cloud` prints the table.
+# `hedge-bench report --dir OUT --only cloud` prints the table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 benchtime=${1:-3s}

@@ -14,10 +14,11 @@
 # Starts its own mosquitto (temp config, free loopback port) and `hedge run`
 # with its defaults (state in a temp dir, MQTT pointed at that mosquitto,
 # HTTP off, Go's profiles on a free loopback port through HEDGE_PPROF),
-# runs `hedge bench mqtt`, and stops both.
+# runs `hedge-bench mqtt`, and stops both.
 #
 #   scripts/bench-mqtt.sh [TABLE.md] [PLOT.png]
 #   HEDGE=bin/hedge RATES=500,1000,2000 DURATION=5s PATHS=cache scripts/bench-mqtt.sh
+#   HEDGE_BENCH=bin/hedge-bench scripts/bench-mqtt.sh   # else it builds cmd/hedge-bench
 #   PROFILE_RATE=2000 PROFILE_SECONDS=8 SWEEP_RATES=1000,2000,3000 scripts/bench-mqtt.sh
 #
 # PROFILE_RATE= or SWEEP_RATES= (empty) skips that run. hedge's own log is
@@ -69,9 +70,12 @@ free_port() {
 port=$(free_port)
 pprof_port=$(free_port)
 while [ "$pprof_port" = "$port" ]; do pprof_port=$(free_port); done
-# The profile's reader is benchmark tooling, not part of the edge binary.
-if [ -n "$profile_rate" ]; then
-	(cd "$repo" && "${GO:-go}" build -o "$tmp/hedge-bench" ./cmd/hedge-bench)
+# The load generator and the profile's reader are benchmark tooling, not
+# part of the edge binary.
+bench=${HEDGE_BENCH:-}
+if [ -z "$bench" ]; then
+	bench=$tmp/hedge-bench
+	(cd "$repo" && eval "$(scripts/cgo-env.sh)" && "${GO:-go}" build -o "$bench" ./cmd/hedge-bench)
 fi
 
 cat >"$tmp/mosquitto.conf" <<EOF
@@ -119,7 +123,7 @@ done
 
 mkdir -p "$(dirname "$table")" "$(dirname "$plot")"
 echo "bench-mqtt: $(nproc) CPU cores shared by mosquitto, hedge and the load generator" >&2
-"$hedge" bench mqtt --broker "tcp://127.0.0.1:$port" --device bench \
+"$bench" mqtt --broker "tcp://127.0.0.1:$port" --device bench \
 	--rates "$rates" --duration "$duration" --paths "$paths" --wait 20s \
 	--out "$table" --plot "$plot" --json "${table%.md}.json"
 
@@ -127,18 +131,18 @@ if [ -n "$profile_rate" ]; then
 	# The load runs a little longer than the profile, which starts once
 	# the load is steady.
 	echo "bench-mqtt: profiling hedge for ${profile_seconds}s of the slm path at $profile_rate q/s" >&2
-	"$hedge" bench mqtt --broker "tcp://127.0.0.1:$port" --device bench \
+	"$bench" mqtt --broker "tcp://127.0.0.1:$port" --device bench \
 		--rates "$profile_rate" --duration "$((profile_seconds + 4))s" --paths slm --wait 20s \
 		--json "$base-profile-load.json" >/dev/null &
 	load=$!
 	sleep 2
-	"$tmp/hedge-bench" profile --url "http://127.0.0.1:$pprof_port" --seconds "$profile_seconds" \
+	"$bench" profile --url "http://127.0.0.1:$pprof_port" --seconds "$profile_seconds" \
 		--rate "$profile_rate" --path slm --pid "$hpid" --json "$base-profile.json" --cpu "$base-profile.cpu.pprof"
 	wait "$load"
 fi
 
 if [ -n "$sweep_rates" ]; then
-	"$hedge" bench mqtt --broker "tcp://127.0.0.1:$port" --device bench \
+	"$bench" mqtt --broker "tcp://127.0.0.1:$port" --device bench \
 		--rates "$sweep_rates" --duration "$duration" --paths slm --wait 20s --stop-saturated --targets slm \
 		--out "$base-sweep.md" --plot "$base-sweep.png" --json "$base-sweep.json"
 fi

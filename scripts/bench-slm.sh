@@ -8,18 +8,18 @@
 # fastText's latency is timed one query at a time through a pipe, beside
 # the pipe's own floor (models/slm/evaluate/fasttextbench).
 #
+# `hedge-bench eval` evaluates hedge's model with hedge eval's own code (the
+# pipeline hedge train uses) and adds the fastText rows and the plot.
+#
 #   scripts/bench-slm.sh [PLOT.png [RESULT.json]]   # RESULT-fasttext.json beside it
-#   HEDGE=bin/hedge CLINC150=path/to/data_full.json scripts/bench-slm.sh
+#   HEDGE_BENCH=bin/hedge-bench CLINC150=path/to/data_full.json scripts/bench-slm.sh
+#
+# Without HEDGE_BENCH it builds cmd/hedge-bench into a temporary directory.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data=${CLINC150:-$repo/../shared/datasets/clinc150/data_full.json}
 plot=${1:-$repo/bin/slm-clinc150.png}
 json=${2:-}
-hedge=${HEDGE:-$repo/bin/hedge}
-if [ ! -x "$hedge" ]; then
-	echo "bench-slm: $hedge not found; run make build (or set HEDGE)" >&2
-	exit 1
-fi
 [ -f "$data" ] || { echo "bench-slm: CLINC150 not found at $data (set CLINC150)" >&2; exit 1; }
 "$repo/scripts/apt-ensure.sh" fasttext
 lib=$("$repo/scripts/fetch-ort.sh")
@@ -27,7 +27,12 @@ export HEDGE_SLM_RUNTIME_LIBRARY=${HEDGE_SLM_RUNTIME_LIBRARY:-$lib}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$hedge" eval --data "$data" --format clinc150 --write-fasttext "$tmp"
+bench=${HEDGE_BENCH:-}
+if [ -z "$bench" ]; then
+	bench=$tmp/hedge-bench
+	(cd "$repo" && eval "$(scripts/cgo-env.sh)" && "${GO:-go}" build -o "$bench" ./cmd/hedge-bench)
+fi
+"$bench" eval --data "$data" --format clinc150 --write-fasttext "$tmp"
 echo "bench-slm: training fastText (-minn 3 -maxn 5 -wordNgrams 2 -dim 100 -epoch 50)" >&2
 fasttext supervised -input "$tmp/train.txt" -output "$tmp/ft" \
 	-minn 3 -maxn 5 -wordNgrams 2 -dim 100 -epoch 50 -thread "$(nproc)" -verbose 0
@@ -39,7 +44,7 @@ if [ -n "$json" ]; then
 	mkdir -p "$(dirname "$json")"
 	extra=(--json-file "$json")
 fi
-"$hedge" eval --data "$data" --format clinc150 --plot "$plot" "${extra[@]}" \
+"$bench" eval --data "$data" --format clinc150 --plot "$plot" "${extra[@]}" \
 	--baseline-val "$tmp/val.pred" --baseline-test "$tmp/test.pred" \
 	--baseline-bytes "$(stat -c %s "$tmp/ft.bin")"
 ftjson=()

@@ -5,7 +5,7 @@
 # Each benchmark writes its results as JSON, with the peers it is compared
 # with measured in the same run, and its plots as PNG to bin/bench/;
 # bin/bench/run.jsonl records what ran, when, under what load and whether
-# it failed; NAME.log keeps each one's own console tables. `hedge bench report` then writes BENCHMARKS.md from those
+# it failed; NAME.log keeps each one's own console tables. `hedge-bench report` then writes BENCHMARKS.md from those
 # files (plots copied to docs/bench/) and rewrites the headline block of
 # README.md; a section not run this time is copied from the BENCHMARKS.md
 # of the run before, marked so. A benchmark that fails is reported as
@@ -13,7 +13,7 @@
 #
 #   BENCH=go,slm,cloud,mqtt,llm,tiers scripts/bench.sh   # a subset (default: all)
 #
-# Env: HEDGE (bin/hedge), BENCH_DIR (fixtures, builds, npm packages and the
+# Env: HEDGE (bin/hedge), HEDGE_BENCH (bin/hedge-bench), BENCH_DIR (fixtures, builds, npm packages and the
 # trained intent model kept between runs; ~/.cache/hedge-bench), GO_BENCHTIME
 # (2s), GO_COUNT (1), CLOUD_BENCHTIME (3s), LLM_MODEL (../shared/models/stories260K.gguf, the tiers
 # benchmark's local LLM), TIERS_SAMPLES (500 answers per tier), and those of
@@ -23,6 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 eval "$(scripts/cgo-env.sh)"
 out=bin/bench
 hedge=${HEDGE:-bin/hedge}
+bench=${HEDGE_BENCH:-bin/hedge-bench}
 all=go,slm,cloud,mqtt,llm,tiers
 want=${BENCH:-$all}
 for b in ${want//,/ }; do
@@ -35,7 +36,11 @@ if [ ! -x "$hedge" ]; then
 	echo "bench: $hedge not found; run make build (or set HEDGE)" >&2
 	exit 1
 fi
-export HEDGE=$hedge
+if [ ! -x "$bench" ]; then
+	echo "bench: $bench not found; run make build-bench (or set HEDGE_BENCH)" >&2
+	exit 1
+fi
+export HEDGE=$hedge HEDGE_BENCH=$bench
 export BENCH_DIR=${BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hedge-bench}
 mkdir -p "$out" "$BENCH_DIR"
 
@@ -49,7 +54,7 @@ bench_mqtt() { scripts/bench-mqtt.sh "$out/mqtt.md" "$out/mqtt.png"; }
 bench_llm() { OUT=$out scripts/bench-llm.sh; }
 bench_tiers() {
 	HEDGE_SLM_RUNTIME_LIBRARY=${HEDGE_SLM_RUNTIME_LIBRARY:-$(scripts/fetch-ort.sh)} \
-		"$hedge" bench tiers --llm-model "${LLM_MODEL:-../shared/models/stories260K.gguf}" \
+		"$bench" tiers --hedge "$hedge" --llm-model "${LLM_MODEL:-../shared/models/stories260K.gguf}" \
 		--samples "${TIERS_SAMPLES:-500}" --slm-model-dir "$BENCH_DIR/tiers-slm" \
 		--json "$out/tiers.json" --out "$out/tiers.md" --plot "$out/tiers.png" --log "$out/tiers.hedge.log"
 }
@@ -84,7 +89,7 @@ for name in ${all//,/ }; do
 	printf '{"event":"section","section":"%s","start":"%s","end":"%s","seconds":%d,"load_before":"%s","load_after":"%s","exit":%d}\n' \
 		"$name" "$start" "$(now)" $((SECONDS - s0)) "$l0" "$(load)" "$rc" >>"$out/run.jsonl"
 	if [ "$rc" = 0 ]; then
-		"$hedge" bench report --dir "$out" --only "$name" || failed+=("$name")
+		"$bench" report --dir "$out" --only "$name" || failed+=("$name")
 	else
 		echo "bench: $name failed (exit $rc)" >&2
 		failed+=("$name")
@@ -98,7 +103,7 @@ if grep -q '<!-- bench:begin -->' README.md; then
 fi
 # Sections not run this time (BENCH=mqtt) keep what the committed report
 # shows of them, marked with the run that measured them.
-"$hedge" bench report --dir "$out" --out BENCHMARKS.md --images docs/bench --previous BENCHMARKS.md "${readme[@]}"
+"$bench" report --dir "$out" --out BENCHMARKS.md --images docs/bench --previous BENCHMARKS.md "${readme[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "bench: failed: ${failed[*]} (BENCHMARKS.md says so)" >&2
 	exit 1

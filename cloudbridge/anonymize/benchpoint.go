@@ -1,7 +1,7 @@
 package anonymize
 
 // BenchPoint is one query length's figures in the anonymizer's latency
-// benchmark: what anonbench -json writes and hedge bench report reads, so
+// benchmark: what anonbench -json writes and hedge-bench report reads, so
 // that the two agree on one schema.
 type BenchPoint struct {
 	Bytes int     `json:"bytes"`

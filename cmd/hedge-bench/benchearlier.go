@@ -87,7 +87,7 @@ func earlier(heads []headline) []headline {
 	return out
 }
 
-// parseEarlierReport reads a report written by hedge bench report. A
+// parseEarlierReport reads a report written by hedge-bench report. A
 // report from before the headlines comments gives each section the
 // figures of its targets table only.
 func parseEarlierReport(doc string) earlierReport {

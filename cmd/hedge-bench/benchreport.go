@@ -20,20 +20,20 @@ import (
 	"github.com/hedge-edge/hedge/platform"
 )
 
-// The marks around the block of README.md that hedge bench report rewrites
+// The marks around the block of README.md that hedge-bench report rewrites
 // with the headline figures of the run.
 const (
 	readmeBegin = "<!-- bench:begin -->"
 	readmeEnd   = "<!-- bench:end -->"
 )
 
-// benchReport is `hedge bench report`: it reads what `make bench` left in
+// benchReport is `hedge-bench report`: it reads what `make bench` left in
 // bin/bench (each benchmark's JSON and run.jsonl, scripts/bench.sh's record
 // of what ran when) and writes BENCHMARKS.md, copies the plots beside it
 // and rewrites README.md's headline block. Every figure comes from those
 // files; nothing in the report is typed by hand.
 func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "bin/bench", "folder of the benchmarks' results")
 	out := fs.String("out", "BENCHMARKS.md", `report to write ("-": stdout)`)
@@ -45,18 +45,18 @@ func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: hedge bench report [--dir bin/bench] [--out BENCHMARKS.md] [--images docs/bench] [--readme README.md] [--previous BENCHMARKS.md] [--only SECTIONS]")
+		fmt.Fprintln(stderr, "usage: hedge-bench report [--dir bin/bench] [--out BENCHMARKS.md] [--images docs/bench] [--readme README.md] [--previous BENCHMARKS.md] [--only SECTIONS]")
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "hedge bench report: %v\n", err)
+		fmt.Fprintf(stderr, "hedge-bench report: %v\n", err)
 		return 1
 	}
 	if *only != "" {
 		for _, name := range strings.Split(*only, ",") {
 			s, ok := sectionByName(strings.TrimSpace(name))
 			if !ok {
-				fmt.Fprintf(stderr, "hedge bench report: --only: no section %q (%s)\n", name, strings.Join(sectionNames(), ", "))
+				fmt.Fprintf(stderr, "hedge-bench report: --only: no section %q (%s)\n", name, strings.Join(sectionNames(), ", "))
 				return 2
 			}
 			rc := &reportCtx{dir: *dir, imgLink: *dir}
@@ -102,7 +102,7 @@ func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return fail(err)
 		}
 	}
-	fmt.Fprintf(stderr, "hedge bench report: wrote %s (%d sections run, %d plots)\n", *out, rep.ran, len(rep.images))
+	fmt.Fprintf(stderr, "hedge-bench report: wrote %s (%d sections run, %d plots)\n", *out, rep.ran, len(rep.images))
 	return 0
 }
 
@@ -121,9 +121,9 @@ func reportSections() []reportSection {
 		{"go", "Store and socket (Go benchmarks)", "go.json", renderGoSection},
 		{"slm", "Intent model (SLM) on CLINC150, beside fastText", "slm.json", renderSLMSection},
 		{"cloud", "Cloud bridge and anonymizer", "cloud.json", renderCloudSection},
-		{"mqtt", "MQTT round trip through mosquitto (`hedge bench mqtt`)", "mqtt.json", renderMQTTSection},
+		{"mqtt", "MQTT round trip through mosquitto (`hedge-bench mqtt`)", "mqtt.json", renderMQTTSection},
 		{"llm", "Local LLM: hedge vs a C program vs node-llama-cpp", "llm-bench.json", renderLLMSection},
-		{"tiers", "End-to-end latency per tier over the socket (`hedge bench tiers`)", "tiers.json", renderTiersSection},
+		{"tiers", "End-to-end latency per tier over the socket (`hedge-bench tiers`)", "tiers.json", renderTiersSection},
 	}
 }
 
@@ -369,7 +369,7 @@ func buildReport(run runInfo, m machineInfo, dir, imgLink string, prev earlierRe
 
 	var doc strings.Builder
 	doc.WriteString("# hedge benchmarks\n\n")
-	doc.WriteString("Written by `make bench` (`scripts/bench.sh`, then `hedge bench report`) from the results it left in\n" +
+	doc.WriteString("Written by `make bench` (`scripts/bench.sh`, then `hedge-bench report`) from the results it left in\n" +
 		"`bin/bench/`: every figure below comes from that run, none is typed by hand. Ratios compare\n" +
 		"hedge with a peer measured in the same run on the same machine.\n\n")
 	if len(carried) > 0 {
@@ -406,7 +406,7 @@ func runTable(run runInfo, m machineInfo, notRun, failed, carried []string) stri
 	if cpu == "" {
 		cpu = "unknown CPU"
 	}
-	fmt.Fprintf(&b, "| machine | %s, %d logical CPUs, %s RAM", cpu, m.Cores, humanBytes(int64(m.MemBytes)))
+	fmt.Fprintf(&b, "| machine | %s, %d logical CPUs, %s RAM", cpu, m.Cores, fmtBytes(int64(m.MemBytes)))
 	if m.Board != "" {
 		fmt.Fprintf(&b, " (%s)", m.Board)
 	}
@@ -474,7 +474,7 @@ func machineShort(m machineInfo) string {
 	if cpu == "" {
 		cpu = "an unknown CPU"
 	}
-	return fmt.Sprintf("%s (%d logical CPUs, %s RAM)", cpu, m.Cores, humanBytes(int64(m.MemBytes)))
+	return fmt.Sprintf("%s (%d logical CPUs, %s RAM)", cpu, m.Cores, fmtBytes(int64(m.MemBytes)))
 }
 
 // clock is the hh:mm:ss of an RFC 3339 time.
@@ -591,3 +591,17 @@ func thousands(v float64) string {
 }
 
 func pct(v float64) string { return fmt.Sprintf("%.1f %%", 100*v) }
+
+// fmtBytes is n in binary units: 3.8 GiB.
+func fmtBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

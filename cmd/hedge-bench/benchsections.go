@@ -1,6 +1,6 @@
 package main
 
-// The sections of hedge bench report, one renderer per benchmark: each
+// The sections of hedge-bench report, one renderer per benchmark: each
 // reads its results from bin/bench and returns the Markdown under its
 // heading, its headline figures and its plots.
 
@@ -246,7 +246,7 @@ func renderSLMSection(rc *reportCtx) (string, error) {
 	}
 	h := ev.Hedge
 	var b strings.Builder
-	fmt.Fprintf(&b, "`hedge eval` (%s encoder) on CLINC150 with fastText on the same splits and the same threshold rules\n"+
+	fmt.Fprintf(&b, "`hedge-bench eval` (`hedge eval`'s pipeline, %s encoder) on CLINC150 with fastText on the same splits and the same threshold rules\n"+
 		"(`scripts/bench-slm.sh`); test split, thresholds picked on validation.\n\n", h.Encoder)
 	b.WriteString("| model | threshold rule | threshold | in-scope acc. | OOS recall | coverage | size |\n|---|---|---:|---:|---:|---:|---:|\n")
 	row := func(model string, r evaluate.Row, size string) {
@@ -355,7 +355,7 @@ func renderCloudSection(rc *reportCtx) (string, error) {
 	return b.String(), nil
 }
 
-// MQTT: hedge bench mqtt's paths beside mosquitto's floor and a bare paho
+// MQTT: hedge-bench mqtt's paths beside mosquitto's floor and a bare paho
 // responder.
 
 // The MQTT targets hold for the cache and the slm path at this rate, and
@@ -476,7 +476,7 @@ func renderMQTTSweep(rc *reportCtx) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### SLM path rate sweep\n\n"+
-		"The slm path at rising rates (`hedge bench mqtt --stop-saturated`), %s each, until one is not sustained. A rate is\n"+
+		"The slm path at rising rates (`hedge-bench mqtt --stop-saturated`), %s each, until one is not sustained. A rate is\n"+
 		"sustained when every request is answered without error, p99 stays within %.0f ms (past saturation the broker's\n"+
 		"backlog grows for the whole run and p99 with it) and the load generator, on the same cores, reached the rate.\n\n",
 		fmtSeconds(math.Round(float64(rs[0].Sent)/float64(rs[0].Rate))), mqttSustainedP99)
@@ -615,7 +615,7 @@ func renderLLMSection(rc *reportCtx) (string, error) {
 	return b.String(), nil
 }
 
-// The tiers: hedge bench tiers.
+// The tiers: hedge-bench tiers.
 
 func llmThreadsText(n int) string {
 	switch n {
@@ -636,8 +636,8 @@ func renderTiersSection(rc *reportCtx) (string, error) {
 		return "", errors.New("tiers.json holds no tiers")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "`hedge bench tiers` starts `hedge run` with every tier on — cache, intent model (starter intents), local LLM\n"+
-		"(`%s`, at most %d tokens per answer, %s), cloud (a loopback server in `hedge bench tiers`'s own process speaking OpenAI's chat\n"+
+	fmt.Fprintf(&b, "`hedge-bench tiers` starts `hedge run` with every tier on — cache, intent model (starter intents), local LLM\n"+
+		"(`%s`, at most %d tokens per answer, %s), cloud (a loopback server in `hedge-bench tiers`'s own process speaking OpenAI's chat\n"+
 		"completions wire format, answering at once) — and asks over the Unix socket; %s. Latency is end to end, from writing\n"+
 		"the request line to reading the reply line; each answer counts for the tier its `tier` field names. %d answers per\n"+
 		"tier after %d untimed queries of each kind; %s in all. The peer of the cloud tier is the same loopback server asked\n"+

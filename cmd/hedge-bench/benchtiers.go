@@ -31,7 +31,7 @@ import (
 	"github.com/hedge-edge/hedge/agent"
 )
 
-// tiersMode says how `hedge bench tiers` loads hedge; the report quotes it.
+// tiersMode says how `hedge-bench tiers` loads hedge; the report quotes it.
 const tiersMode = "closed loop: one client on one open socket connection, one request at a time, " +
 	"the kinds of query shuffled in every round so that each tier sees the same machine"
 
@@ -85,7 +85,7 @@ type tierStats struct {
 	hedgeMS  []float64
 }
 
-// tiersResult is one `hedge bench tiers` run.
+// tiersResult is one `hedge-bench tiers` run.
 type tiersResult struct {
 	Mode         string      `json:"mode"`
 	PerTier      int         `json:"samples_per_tier"`
@@ -104,10 +104,9 @@ type tiersResult struct {
 }
 
 func benchTiers(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench tiers", flag.ContinueOnError)
+	fs := flag.NewFlagSet("tiers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	self, _ := os.Executable()
-	hedgeBin := fs.String("hedge", self, "hedge binary to start (`hedge run`)")
+	hedgeBin := fs.String("hedge", besideSelf("hedge"), "hedge binary to start (`hedge run`)")
 	model := fs.String("llm-model", "", "GGUF file for the local LLM tier (required)")
 	maxTokens := fs.Int("llm-max-tokens", 8, "most tokens the local LLM generates per answer (llm.max_tokens and each query's max_tokens)")
 	// One thread by default: a tiny model's matrices are too small for a
@@ -128,7 +127,7 @@ func benchTiers(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "hedge bench tiers: %v\n", err)
+		fmt.Fprintf(stderr, "hedge-bench tiers: %v\n", err)
 		return 1
 	}
 	var res tiersResult
@@ -142,11 +141,11 @@ func benchTiers(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	} else {
 		if *model == "" || fs.NArg() > 0 {
-			fmt.Fprintln(stderr, "usage: hedge bench tiers --llm-model FILE.gguf [--samples N] [--json FILE] [--out FILE.md] [--plot FILE.png]")
+			fmt.Fprintln(stderr, "usage: hedge-bench tiers --llm-model FILE.gguf [--samples N] [--json FILE] [--out FILE.md] [--plot FILE.png]")
 			return 2
 		}
 		if *samples < 1 || *warmup < 0 || *maxTokens < 1 || *threads < 0 {
-			fmt.Fprintln(stderr, "hedge bench tiers: --samples and --llm-max-tokens must be at least 1, --warmup and --llm-threads at least 0")
+			fmt.Fprintln(stderr, "hedge-bench tiers: --samples and --llm-max-tokens must be at least 1, --warmup and --llm-threads at least 0")
 			return 2
 		}
 		abs, err := filepath.Abs(*model)
@@ -184,7 +183,7 @@ func benchTiers(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 0
 }
 
-// tiersConfig is one `hedge bench tiers` run.
+// tiersConfig is one `hedge-bench tiers` run.
 type tiersConfig struct {
 	hedge, model, modelDir, lib, log string
 	maxTokens, threads               int

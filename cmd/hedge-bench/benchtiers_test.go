@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestBenchTiers runs `hedge bench tiers` as make bench does: the real
+// TestBenchTiers runs `hedge-bench tiers` as make bench does: the real
 // binary with every tier on (the starter intents in ONNX Runtime, the real
 // stories260K model, the loopback cloud), a few answers per tier. Every
 // tier must be reached by the queries meant for it, and --from-json must

@@ -1,4 +1,4 @@
-package evaluate
+package main
 
 import (
 	"fmt"
@@ -9,12 +9,14 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/hedge-edge/hedge/models/slm/evaluate"
 )
 
-// Plot writes the report's curves as a PNG: the risk–coverage curve (error
+// evalPlot writes the report's curves as a PNG: the risk–coverage curve (error
 // rate of the accepted queries against the share accepted) and in-scope
 // accuracy against out-of-scope recall, with the chosen thresholds marked.
-func Plot(r Report, path string) error {
+func evalPlot(r evaluate.Report, path string) error {
 	rc := plot.New()
 	rc.Title.Text = "Risk–coverage (test)"
 	rc.X.Label.Text = "coverage (share of queries answered by the SLM)"
@@ -38,7 +40,7 @@ func Plot(r Report, path string) error {
 	}
 	rc.Add(l1, plotter.NewGrid())
 	tr.Add(l2, plotter.NewGrid())
-	for i, row := range []Row{r.Target, r.Larson} {
+	for i, row := range []evaluate.Row{r.Target, r.Larson} {
 		label := fmt.Sprintf("%s: t=%.2f", row.Name, row.Threshold)
 		p1, _ := plotter.NewScatter(plotter.XYs{{X: row.Coverage, Y: row.Risk}})
 		p2, _ := plotter.NewScatter(plotter.XYs{{X: row.OOSRecall, Y: row.InScopeAccuracy}})

@@ -28,7 +28,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	url := fs.String("url", "", "base URL of hedge's profiles (HEDGE_PPROF), e.g. http://127.0.0.1:6060")
 	seconds := fs.Int("seconds", 8, "how long the CPU profile runs")
 	rate := fs.Int("rate", 0, "requests a second the load sends meanwhile (required)")
-	path := fs.String("path", "slm", "the load's path of hedge bench mqtt, for the record")
+	path := fs.String("path", "slm", "the load's path of hedge-bench mqtt, for the record")
 	pid := fs.Int("pid", 0, "hedge's process id: its CPU time from /proc as well (0: not read)")
 	jsonOut := fs.String("json", "", "write the breakdown (mqtt.CPUBreakdown) as JSON to this file")
 	cpuOut := fs.String("cpu", "", "keep the CPU profile in this file (for go tool pprof)")

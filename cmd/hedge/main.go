@@ -44,9 +44,8 @@ func commands() map[string]command {
 		"status":       {"print the service's state", cmdStatus},
 		"version":      {"print hedge's version", cmdVersion},
 		"doctor":       {"check this machine for hedge: hedge doctor [--config FILE]", cmdDoctor},
-		"bench":        {"benchmarks: hedge bench mqtt|tiers|report [flags]", cmdBench},
 		"train":        {"train the intent model: hedge train --intents FILE --out DIR [--seed N]", interruptible(train)},
-		"eval":         {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--plot FILE.png] [--json]", interruptible(eval)},
+		"eval":         {"evaluate the intent model: hedge eval --data FILE --format clinc150 [--encoder compact|transformer] [--json]", interruptible(eval)},
 		"models":       {"manage model files: hedge models pull|list|verify|rm", interruptible(modelsCmd)},
 	}
 }

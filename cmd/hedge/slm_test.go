@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image/png"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -175,7 +174,7 @@ out_of_scope: [what is the capital of france, write a poem, tell me a joke, how 
 
 // TestEvalCommand runs hedge eval on a 12-intent slice of CLINC150 (written
 // to a temporary directory, never the repository) and checks the JSON keys
-// and the plot.
+// and the table.
 func TestEvalCommand(t *testing.T) {
 	raw, err := os.ReadFile("../../../shared/datasets/clinc150/data_full.json")
 	if err != nil {
@@ -203,22 +202,14 @@ func TestEvalCommand(t *testing.T) {
 	b, _ := json.Marshal(small)
 	os.WriteFile(data, b, 0o644)
 	t.Setenv("HEDGE_SLM_RUNTIME_LIBRARY", ortLibrary(t))
-	plot := filepath.Join(dir, "curve.png")
 	var stdout, stderr bytes.Buffer
-	jsonFile := filepath.Join(dir, "slm.json")
-	code := eval(context.Background(), []string{"--data", data, "--format", "clinc150", "--members", "1", "--plot", plot, "--json", "--json-file", jsonFile}, &stdout, &stderr)
+	code := eval(context.Background(), []string{"--data", data, "--format", "clinc150", "--members", "1", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("eval exit %d: %s", code, stderr.String())
 	}
 	var got map[string]any
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("eval --json: %v\n%s", err, stdout.String())
-	}
-	// --json-file holds the same evaluation, whole (hedge bench report reads it).
-	var ej evalJSON
-	if b, err := os.ReadFile(jsonFile); err != nil || json.Unmarshal(b, &ej) != nil ||
-		float64(ej.Hedge.ModelBytes) != got["model_bytes"] || ej.Hedge.Target.InScopeAccuracy != got["in_scope_accuracy"] || ej.Hedge.Larson.Name == "" {
-		t.Errorf("--json-file %s does not hold the evaluation: %v %+v", jsonFile, err, ej.Hedge)
 	}
 	for _, k := range []string{"in_scope_accuracy", "oos_recall", "threshold", "model_bytes", "classify_p50_us"} {
 		if _, ok := got[k]; !ok {
@@ -231,13 +222,11 @@ func TestEvalCommand(t *testing.T) {
 	if r, _ := got["oos_recall"].(float64); r < 0.5 {
 		t.Errorf("oos recall %.3f at the R=0.75 threshold; want ≥ 0.5", r)
 	}
-	f, err := os.Open(plot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := png.Decode(f); err != nil {
-		t.Errorf("plot is not a PNG: %v", err)
+	// The plot and the fastText baseline are benchmark tooling, not hedge's.
+	for _, flag := range []string{"--plot", "--baseline-val", "--json-file", "--write-fasttext"} {
+		if code := eval(context.Background(), []string{"--data", data, flag, filepath.Join(dir, "x")}, &stdout, &stderr); code != 2 {
+			t.Errorf("hedge eval %s: exit %d, want 2 (hedge-bench eval has it)", flag, code)
+		}
 	}
 	stdout.Reset()
 	if code := eval(context.Background(), []string{"--data", data}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Larson") {

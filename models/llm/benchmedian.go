@@ -8,7 +8,7 @@ import (
 
 // BenchMedian is one implementation's figures on one model in the LLM
 // benchmark (scripts/bench-llm.sh), the medians over its runs: what
-// llmbench -report -json writes and hedge bench report reads, so that the
+// llmbench -report -json writes and hedge-bench report reads, so that the
 // two agree on one schema.
 type BenchMedian struct {
 	Model string `json:"model"`
@@ -26,7 +26,7 @@ type BenchMedian struct {
 
 // BenchTable renders medians as the LLM benchmark's Markdown table, one
 // row each in the order given, with hedge's tokens per second divided by
-// each peer's on the same model. llmbench prints it and hedge bench report
+// each peer's on the same model. llmbench prints it and hedge-bench report
 // repeats it, so the console and BENCHMARKS.md show the same ratios, with
 // three decimals (see Ratio).
 func BenchTable(ms []BenchMedian) string {
@@ -61,7 +61,7 @@ func Ratio(r float64) string {
 // -turns, in scripts/bench-llm.sh): the time to first token of a
 // conversation's first and last turn, with the KV cache reused between
 // turns and with every prompt evaluated whole, medians over Runs. llmbench
-// writes it and hedge bench report reads it.
+// writes it and hedge-bench report reads it.
 type BenchConversation struct {
 	Model    string `json:"model"`
 	Threads  int    `json:"threads"`
@@ -99,7 +99,7 @@ func (t BenchTTFT) Ratio() float64 {
 }
 
 // ConversationTable renders c as Markdown, one row per way; llmbench
-// prints it and hedge bench report repeats it.
+// prints it and hedge-bench report repeats it.
 func ConversationTable(c BenchConversation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| KV cache | turn 1 TTFT | turn %d TTFT | turn %d ÷ turn 1 | turn 1 prompt tokens | turn %d prompt tokens (reused) | runs |\n"+

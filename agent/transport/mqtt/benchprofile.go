@@ -2,7 +2,7 @@ package mqtt
 
 // CPUBreakdown is where a running hedge's CPU went per MQTT request while
 // a steady load ran: what `hedge-bench profile` writes from a CPU profile
-// and two allocation profiles of `hedge run`, and what hedge bench report
+// and two allocation profiles of `hedge run`, and what hedge-bench report
 // reads, so that the two agree on one schema.
 type CPUBreakdown struct {
 	// Path and Rate are the load during the profile: a path of hedge

@@ -2,7 +2,7 @@ package evaluate
 
 // FastTextLatency is fastText's time per query in the SLM benchmark, beside
 // that of the pipe it is timed through: what fasttextbench -json writes and
-// hedge bench report reads, so that the two agree on one schema.
+// hedge-bench report reads, so that the two agree on one schema.
 type FastTextLatency struct {
 	FastText LatencyStats `json:"fasttext"`
 	// PipeFloor is the same round trip through cat: what fastText's

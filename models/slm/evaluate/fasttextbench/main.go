@@ -25,7 +25,7 @@ import (
 
 func main() {
 	model := flag.String("model", "", "fastText model (.bin)")
-	input := flag.String("input", "", "texts, one per line (hedge eval --write-fasttext's test.txt)")
+	input := flag.String("input", "", "texts, one per line (hedge-bench eval --write-fasttext's test.txt)")
 	bin := flag.String("fasttext", "fasttext", "the fastText program")
 	jsonOut := flag.String("json", "", "write the figures as JSON to this file")
 	flag.Parse()
