@@ -22,6 +22,8 @@
 #               conffile, ONNX Runtime is found in /usr/lib/hedge without
 #               slm.runtime_library, no ONNX Runtime telemetry cache, dpkg
 #               -r keeps /var/lib/hedge and --purge removes it
+#   deb-upgrade the upgrade from a release whose packaged config.yaml
+#               differs, over an edited one, with no terminal
 #   deb-over-readme  the .deb installed over a README install: one service
 #
 # Prints one PASS or FAIL line per check (a failure with what was seen),
@@ -51,7 +53,7 @@ scripts/apt-ensure.sh debootstrap systemd-container debian-archive-keyring jq ut
 
 gguf=${HEDGE_TEST_GGUF:-$repo/../shared/models/stories260K.gguf}
 [ -f "$gguf" ] || die "no GGUF model at $gguf (set HEDGE_TEST_GGUF)"
-guests=${GUESTS:-readme badconfig deb deb-over-readme}
+guests=${GUESTS:-readme badconfig deb deb-upgrade deb-over-readme}
 
 work=$(mktemp -d /var/tmp/hedge-service.XXXXXX)
 declare -A nspawn_pid=() guest_dir=()
@@ -131,6 +133,15 @@ done
 deb1=$debs/hedge_0.0.0~svc1_amd64.deb
 deb2=$debs/hedge_0.0.0~svc2_amd64.deb
 [ -f "$deb1" ] && [ -f "$deb2" ] || die "hedge-pkg wrote no $deb1 / $deb2: $(ls "$debs")"
+# An earlier release whose conffile differs from this one's (as when a
+# release edits packaging/config.yaml): the upgrade from it, over an edited
+# file, is the one where dpkg has a conffile question to ask.
+dpkg-deb -R "$deb1" "$work/deb0"
+sed -i 's/^Version: .*/Version: 0.0.0~svc0/' "$work/deb0/DEBIAN/control"
+echo "# an earlier release's config.yaml" >>"$work/deb0/etc/hedge/config.yaml"
+(cd "$work/deb0" && sed -i "s|^[0-9a-f]*  etc/hedge/config.yaml\$|$(md5sum etc/hedge/config.yaml)|" DEBIAN/md5sums)
+deb0=$debs/hedge_0.0.0~svc0_amd64.deb
+dpkg-deb -Znone -b "$work/deb0" "$deb0" >/dev/null
 log "built in $((SECONDS - started)) s; package Depends: $(dpkg-deb -f "$deb1" Depends)"
 
 # ---- the cached root -----------------------------------------------------
@@ -534,6 +545,37 @@ guest_deb() {
 	fi
 }
 
+# ---- guest: deb-upgrade --------------------------------------------------
+# The upgrade from a release with another config.yaml, over an edited one,
+# without a terminal (unattended upgrades, a fleet tool over ssh).
+guest_deb-upgrade() {
+	local out rc=0 edit="# edited by test-service $$"
+	cp "$deb0" "$deb1" "$groot/root/"
+	out=$(g timeout 300 env DEBIAN_FRONTEND=noninteractive dpkg -i "/root/$(basename "$deb0")" </dev/null 2>&1) || rc=$?
+	if [ $rc -ne 0 ] || ! poll 60 is_active; then
+		fail "dpkg -i of the earlier release: installed, service active" "exit $rc: $out" "$(unit_state)"
+		return
+	fi
+	printf '%s\ndevice: svc-edited\n' "$edit" >>"$groot/etc/hedge/config.yaml"
+	out=$(g timeout 300 env DEBIAN_FRONTEND=noninteractive dpkg -i "/root/$(basename "$deb1")" </dev/null 2>&1) || rc=$?
+	if [ $rc -eq 0 ] && [ "$(g dpkg-query -W -f '${Version}' hedge)" = 0.0.0~svc1 ]; then
+		pass "upgrade with a changed packaged config.yaml over an edited one (stdin /dev/null): no conffile prompt, exit 0"
+	else
+		fail "upgrade with a changed packaged config.yaml over an edited one (stdin /dev/null): no conffile prompt, exit 0" "exit $rc: $out"
+	fi
+	if grep -qxF "$edit" "$groot/etc/hedge/config.yaml" && grep -qx 'device: svc-edited' "$groot/etc/hedge/config.yaml"; then
+		pass "upgrade with a changed packaged config.yaml: the edit is kept"
+	else
+		fail "upgrade with a changed packaged config.yaml: the edit is kept" "$(cat "$groot/etc/hedge/config.yaml")"
+	fi
+	if poll 60 is_active; then
+		expect "upgrade with a changed packaged config.yaml: the service is active and answers" \
+			ask_tier slm g timeout 120 hedge ask --socket /run/hedge/hedge.sock --json "what time is it"
+	else
+		fail "upgrade with a changed packaged config.yaml: the service is active" "$(unit_state)"
+	fi
+}
+
 # ---- guest: deb-over-readme ----------------------------------------------
 guest_deb-over-readme() {
 	local out rc=0
@@ -569,7 +611,7 @@ guest_deb-over-readme() {
 }
 
 for name in $guests; do
-	declare -F "guest_$name" >/dev/null || die "no guest $name (guests: readme badconfig deb deb-over-readme)"
+	declare -F "guest_$name" >/dev/null || die "no guest $name (guests: readme badconfig deb deb-upgrade deb-over-readme)"
 	current=$name
 	t0=$SECONDS
 	boot_guest "$name"
