@@ -58,7 +58,7 @@ fuzz: ## fuzz every target for FUZZTIME each (default 2m, ~25 min; FUZZ=regexp p
 	scripts/setup.sh test
 	FUZZTIME=$${FUZZTIME:-2m} scripts/fuzz.sh
 
-bench: build build-bench ## run every benchmark (BENCH=go,slm,cloud,mqtt,llm,tiers for a subset) and write BENCHMARKS.md
+bench: build build-bench ## run every benchmark (BENCH=go,slm,cloud,mqtt,llm,tiers,edge for a subset) and write BENCHMARKS.md
 	scripts/bench.sh
 
 vet: ## go vet every package, the chaos suite's files included

@@ -11,7 +11,7 @@
 # of the run before, marked so. A benchmark that fails is reported as
 # failed; the others run.
 #
-#   BENCH=go,slm,cloud,mqtt,llm,tiers scripts/bench.sh   # a subset (default: all)
+#   BENCH=go,slm,cloud,mqtt,llm,tiers,edge scripts/bench.sh   # a subset (default: all)
 #
 # Env: HEDGE (bin/hedge), HEDGE_BENCH (bin/hedge-bench), BENCH_DIR (fixtures, builds, npm packages and the
 # trained intent model kept between runs; ~/.cache/hedge-bench), GO_BENCHTIME
@@ -24,7 +24,7 @@ eval "$(scripts/cgo-env.sh)"
 out=bin/bench
 hedge=${HEDGE:-bin/hedge}
 bench=${HEDGE_BENCH:-bin/hedge-bench}
-all=go,slm,cloud,mqtt,llm,tiers
+all=go,slm,cloud,mqtt,llm,tiers,edge
 want=${BENCH:-$all}
 for b in ${want//,/ }; do
 	if [[ ",$all," != *",$b,"* ]]; then
@@ -58,6 +58,7 @@ bench_tiers() {
 		--samples "${TIERS_SAMPLES:-500}" --slm-model-dir "$BENCH_DIR/tiers-slm" \
 		--json "$out/tiers.json" --out "$out/tiers.md" --plot "$out/tiers.png" --log "$out/tiers.hedge.log"
 }
+bench_edge() { scripts/bench-edge.sh "$out/edge.json"; }
 
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }

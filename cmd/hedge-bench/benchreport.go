@@ -124,6 +124,7 @@ func reportSections() []reportSection {
 		{"mqtt", "MQTT round trip through mosquitto (`hedge-bench mqtt`)", "mqtt.json", renderMQTTSection},
 		{"llm", "Local LLM: hedge vs a C program vs node-llama-cpp", "llm-bench.json", renderLLMSection},
 		{"tiers", "End-to-end latency per tier over the socket (`hedge-bench tiers`)", "tiers.json", renderTiersSection},
+		{"edge", "Edge figures: binary size, memory, cold start (`hedge-bench edge`)", "edge.json", renderEdgeSection},
 	}
 }
 

@@ -185,18 +185,21 @@ func benchFixture(t *testing.T, dir string) {
 		Direct:  summarize(tierStats{Tier: "cloud, direct HTTP", Samples: []float64{0.2, 0.25, 0.3}}),
 		Routing: map[string]map[string]int{"cache": {"cache": 3}, "slm": {"slm": 3}, "llm": {"llm": 2, "slm": 1}, "cloud": {"cloud": 3}},
 	})
+	writeJSON(t, dir, "edge.json", edgeResult{HedgeBytes: 26_677_040, BenchBytes: 23_152_168, TrainPeakRSS: 392e6, TrainSeconds: 3.4,
+		ColdStartMS: []float64{36, 38, 70, 34, 34}, ColdStartMedianMS: 36, ReadyRSS: 59e6, IdleRSS: 61.2e6, IdleHWM: 61.3e6, Requests: 100, SettleSeconds: 2})
 	// mqtt.json from an earlier run: mqtt did not run in this one, so it
 	// must not show.
 	writeJSON(t, dir, "mqtt.json", []benchResult{{Path: "cache", Rate: 2000, Sent: 10, Replies: 10, P50: 0.1, P99: 0.2}})
 	for _, png := range []string{"slm-clinc150.png", "llm-bench.png", "tiers.png", "cloud-anonymizer.png"} {
 		os.WriteFile(filepath.Join(dir, png), []byte("png "+png), 0o644)
 	}
-	run := `{"event":"start","time":"2026-11-28T13:00:00Z","bench":"go,slm,cloud,llm,tiers","commit":"abc123","dirty":true,"load":"0.10 0.20 0.30"}
+	run := `{"event":"start","time":"2026-11-28T13:00:00Z","bench":"go,slm,cloud,llm,tiers,edge","commit":"abc123","dirty":true,"load":"0.10 0.20 0.30"}
 {"event":"section","section":"go","start":"2026-11-28T13:00:00Z","end":"2026-11-28T13:00:40Z","seconds":40,"load_before":"0.10 0.20 0.30","load_after":"1.00 0.50 0.40","exit":0}
 {"event":"section","section":"slm","start":"2026-11-28T13:00:40Z","end":"2026-11-28T13:03:00Z","seconds":140,"load_before":"1.00 0.50 0.40","load_after":"1.50 0.90 0.50","exit":0}
 {"event":"section","section":"cloud","start":"2026-11-28T13:03:00Z","end":"2026-11-28T13:03:20Z","seconds":20,"load_before":"1.50 0.90 0.50","load_after":"1.40 0.90 0.50","exit":1}
 {"event":"section","section":"llm","start":"2026-11-28T13:03:20Z","end":"2026-11-28T13:10:00Z","seconds":400,"load_before":"1.40 0.90 0.50","load_after":"2.00 1.50 0.80","exit":0}
 {"event":"section","section":"tiers","start":"2026-11-28T13:10:00Z","end":"2026-11-28T13:11:00Z","seconds":60,"load_before":"2.00 1.50 0.80","load_after":"1.20 1.40 0.80","exit":0}
+{"event":"section","section":"edge","start":"2026-11-28T13:11:00Z","end":"2026-11-28T13:11:00Z","seconds":0,"load_before":"1.20 1.40 0.80","load_after":"1.20 1.40 0.80","exit":0}
 {"event":"end","time":"2026-11-28T13:11:00Z","load":"1.20 1.40 0.80"}
 `
 	if err := os.WriteFile(filepath.Join(dir, "run.jsonl"), []byte(run), 0o644); err != nil {
@@ -249,6 +252,11 @@ func TestBenchReport(t *testing.T) {
 		"| llm | llm 2, slm 1 |",
 		"**8.0×**",
 		"![latency histogram per tier](docs/bench/tiers.png)",
+		// Edge: each figure against its target.
+		"| edge: bin/hedge size (the edge binary) | 26.7 MB (26,677,040 bytes) | — | — |",
+		"| edge: idle RSS of hedge run after 100 requests (VmRSS) | 61.2 MB | ≤ 45.0 MB | **missed** |",
+		"| edge: cold start to READY=1, model on disk (median) | 36 ms (of 5 starts: 36, 38, 70, 34, 34 ms) | ≤ 300 ms | met |",
+		"| peak RSS of hedge train, starter intents (ru_maxrss) | 392.0 MB (3.4 s) | ≤ 200.0 MB | missed |",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)
@@ -317,8 +325,8 @@ func TestBenchReportWithoutRunFile(t *testing.T) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	if rep.ran != 6 {
-		t.Errorf("%d sections ran, want 6 (every one with results)", rep.ran)
+	if rep.ran != 7 {
+		t.Errorf("%d sections ran, want 7 (every one with results)", rep.ran)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "run.jsonl"), []byte(`{"event":"bogus"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -490,7 +498,7 @@ func TestBenchReportCarriesEarlierSections(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| commit | `def456` |",
-		"| from an earlier run | go, slm, llm, tiers |",
+		"| from an earlier run | go, slm, llm, tiers, edge |",
 		"| not run | cloud |",
 		"## Store and socket (Go benchmarks)\n\n" + firstRun,
 		"| agent/store | CacheGet |",
@@ -503,8 +511,8 @@ func TestBenchReportCarriesEarlierSections(t *testing.T) {
 			t.Errorf("second report lacks %q", want)
 		}
 	}
-	if strings.Count(second, firstRun) != 4 {
-		t.Errorf("%d sections carried with the first run's note, want 4:\n%s", strings.Count(second, firstRun), second)
+	if strings.Count(second, firstRun) != 5 {
+		t.Errorf("%d sections carried with the first run's note, want 5:\n%s", strings.Count(second, firstRun), second)
 	}
 	for _, png := range []string{"slm-clinc150.png", "llm-bench.png", "tiers.png"} {
 		if _, err := os.Stat(filepath.Join(images, png)); err != nil {
@@ -513,7 +521,7 @@ func TestBenchReportCarriesEarlierSections(t *testing.T) {
 	}
 	// Carried again, a section keeps the run that measured it.
 	third := report(mqttOnly(), "--previous", out)
-	if strings.Count(third, firstRun) != 4 || strings.Contains(third, "(earlier run) (earlier run)") {
+	if strings.Count(third, firstRun) != 5 || strings.Contains(third, "(earlier run) (earlier run)") {
 		t.Errorf("carried twice:\n%s", third)
 	}
 

@@ -3,6 +3,7 @@
 //
 //	hedge-bench mqtt [flags]      load-test a running hedge over MQTT
 //	hedge-bench tiers [flags]     start a hedge with every tier on and time each tier over the socket
+//	hedge-bench edge [flags]      the edge figures: binary size, idle RSS, cold start, training's peak RSS
 //	hedge-bench eval [flags]      hedge eval beside a fastText baseline, with its plot
 //	hedge-bench profile [flags]   where a running hedge's CPU goes per request
 //	hedge-bench report [flags]    write BENCHMARKS.md from the JSON results in bin/bench
@@ -30,13 +31,14 @@ func commands() map[string]func(ctx context.Context, args []string, stdout, stde
 	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 		"mqtt":    benchMQTT,
 		"tiers":   benchTiers,
+		"edge":    benchEdge,
 		"eval":    evalCmd,
 		"profile": profileCmd,
 		"report":  benchReport,
 	}
 }
 
-const usage = "usage: hedge-bench mqtt|tiers|eval|profile|report [flags]   (hedge-bench COMMAND -h lists them)"
+const usage = "usage: hedge-bench mqtt|tiers|edge|eval|profile|report [flags]   (hedge-bench COMMAND -h lists them)"
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
