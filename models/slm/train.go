@@ -170,6 +170,12 @@ type trainer struct {
 	gW1, gB1      []float32
 	gW2, gB2      []float32
 	dense         []adamParam
+	// embM and embV are lazy Adam's moments of the embedding rows
+	// training has touched, d values per row at the row's slot (embSlot):
+	// a row no batch touches is never updated, so the 2^18-row tables
+	// need not exist in full (two of them were 100 MB of hedge train's
+	// peak, for a few percent of rows in use).
+	embSlot       map[int32]int32
 	embM, embV    []float32
 	rowPos        map[int32]int
 	rows          []int32
@@ -216,9 +222,9 @@ func newTrainer(cfg TrainConfig, classes int, seed uint64) *trainer {
 		cfg: cfg, dim: d, hid: h, cls: c, net: n, rng: rng,
 		gW1: make([]float32, d*h), gB1: make([]float32, h),
 		gW2: make([]float32, h*c), gB2: make([]float32, c),
-		embM: make([]float32, len(n.Emb)), embV: make([]float32, len(n.Emb)),
-		rowPos: make(map[int32]int),
-		x:      make([]float32, d), z: make([]float32, h), h: make([]float32, h),
+		embSlot: make(map[int32]int32),
+		rowPos:  make(map[int32]int),
+		x:       make([]float32, d), z: make([]float32, h), h: make([]float32, h),
 		l: make([]float32, c), p: make([]float32, c),
 		dx: make([]float32, d), dz: make([]float32, h), dh: make([]float32, h),
 		maskX: make([]float32, d), maskH: make([]float32, h),
@@ -393,8 +399,15 @@ func (t *trainer) step(lr float64) {
 	d := t.dim
 	decay := float32(lr * t.cfg.EmbDecay)
 	for p, r := range t.rows {
-		o := int(r) * d
-		adam(t.net.Emb[o:o+d], t.gEmb[p*d:p*d+d], t.embM[o:o+d], t.embV[o:o+d], a, decay)
+		slot, ok := t.embSlot[r]
+		if !ok {
+			slot = int32(len(t.embM) / d)
+			t.embSlot[r] = slot
+			t.embM = append(t.embM, make([]float32, d)...)
+			t.embV = append(t.embV, make([]float32, d)...)
+		}
+		o, so := int(r)*d, int(slot)*d
+		adam(t.net.Emb[o:o+d], t.gEmb[p*d:p*d+d], t.embM[so:so+d], t.embV[so:so+d], a, decay)
 	}
 	t.rows = t.rows[:0]
 	t.gEmb = t.gEmb[:0]
