@@ -132,7 +132,7 @@ for v in 1 2; do
 done
 deb1=$debs/hedge_0.0.0~svc1_amd64.deb
 deb2=$debs/hedge_0.0.0~svc2_amd64.deb
-[ -f "$deb1" ] && [ -f "$deb2" ] || die "hedge-pkg wrote no $deb1 / $deb2: $(ls "$debs")"
+if [ ! -f "$deb1" ] || [ ! -f "$deb2" ]; then die "hedge-pkg wrote no $deb1 / $deb2: $(ls "$debs")"; fi
 # An earlier release whose conffile differs from this one's (as when a
 # release edits packaging/config.yaml): the upgrade from it, over an edited
 # file, is the one where dpkg has a conffile question to ask.
@@ -229,7 +229,7 @@ stop_guest() {
 	local name=$1 pid=${nspawn_pid[$1]:-} d=${guest_dir[$1]:-}
 	if [ -n "$pid" ]; then
 		gone() { ! kill -0 "$pid" 2>/dev/null; }
-		[ -n "$leader" ] && timeout 10 nsenter -t "$leader" -a systemctl poweroff >/dev/null 2>&1 || true
+		if [ -n "$leader" ]; then timeout 10 nsenter -t "$leader" -a systemctl poweroff >/dev/null 2>&1 || true; fi
 		if ! poll 60 gone; then
 			log "guest $name did not power off in 60 s: killing systemd-nspawn"
 			kill -TERM "$pid" 2>/dev/null || true
@@ -349,6 +349,7 @@ guest_readme() {
 	old=$(prop MainPID)
 	t0=$SECONDS
 	g kill -STOP "$old"
+	# shellcheck disable=SC2317 # called through poll
 	restarted() { pid=$(prop MainPID) && [ "$pid" != 0 ] && [ "$pid" != "$old" ] && is_active; }
 	if poll 45 restarted; then
 		out=$(g journalctl -u hedge --no-pager -o cat)
@@ -424,7 +425,7 @@ bad_start() {
 	printf '%s\n' "$cfg" >"$groot/etc/hedge/config.yaml"
 	out=$(g timeout 120 /opt/hedge/hedge start 2>&1) || rc=$?
 	if [ $rc -ne 0 ] && grep -qiF "$want" <<<"$out"; then
-		pass "$label: hedge start fails (exit $rc) and shows the reason"
+		pass "$label: hedge start fails (exit $rc) and shows the reason: $(grep -m1 -iF "$want" <<<"$out" | sed 's/^[[:space:]]*//')"
 	else
 		fail "$label: hedge start fails (non-zero) and its output names the config error ($want)" "exit $rc, output:" "$out"
 	fi
@@ -496,6 +497,7 @@ guest_deb() {
 	before=$(prop MainPID)
 	rc=0
 	out=$(g timeout 300 env DEBIAN_FRONTEND=noninteractive dpkg -i "/root/$(basename "$deb2")" </dev/null 2>&1) || rc=$?
+	# shellcheck disable=SC2016 # dpkg-query's ${Version}
 	if [ $rc -eq 0 ] && [ "$(g dpkg-query -W -f '${Version}' hedge)" = 0.0.0~svc2 ]; then
 		pass "upgrade (dpkg -i, stdin /dev/null): no conffile prompt, exit 0"
 	else
@@ -532,7 +534,7 @@ guest_deb() {
 	out=$(g timeout 120 dpkg -r hedge 2>&1) || rc=$?
 	if [ $rc -eq 0 ] && [ -d "$groot/var/lib/hedge" ] && [ -n "$(ls -A "$groot/var/lib/hedge")" ] &&
 		[ ! -e "$groot/usr/bin/hedge" ] && ! is_active; then
-		pass "dpkg -r: stopped and removed, /var/lib/hedge kept ($(ls "$groot/var/lib/hedge" | tr '\n' ' '))"
+		pass "dpkg -r: stopped and removed, /var/lib/hedge kept ($(cd "$groot/var/lib/hedge" && echo *))"
 	else
 		fail "dpkg -r: stopped and removed, /var/lib/hedge kept" "exit $rc: $out" "$(ls -la "$groot/var/lib/hedge" 2>&1)" "$(unit_state)"
 	fi
@@ -558,6 +560,7 @@ guest_deb-upgrade() {
 	fi
 	printf '%s\ndevice: svc-edited\n' "$edit" >>"$groot/etc/hedge/config.yaml"
 	out=$(g timeout 300 env DEBIAN_FRONTEND=noninteractive dpkg -i "/root/$(basename "$deb1")" </dev/null 2>&1) || rc=$?
+	# shellcheck disable=SC2016 # dpkg-query's ${Version}
 	if [ $rc -eq 0 ] && [ "$(g dpkg-query -W -f '${Version}' hedge)" = 0.0.0~svc1 ]; then
 		pass "upgrade with a changed packaged config.yaml over an edited one (stdin /dev/null): no conffile prompt, exit 0"
 	else
@@ -595,13 +598,23 @@ guest_deb-over-readme() {
 	poll 60 is_active || true
 	units=$(g systemctl list-units --all --plain --no-legend 'hedge*' | awk '{print $1}')
 	procs=$(g pgrep -a -x hedge || true)
-	exec=$(prop ExecStart)
 	if is_active && [ "$(grep -c . <<<"$units")" -eq 1 ] && [ "$(grep -c . <<<"$procs")" -eq 1 ]; then
 		expect "one service after the .deb over a README install, and it answers" \
 			ask_tier slm g timeout 120 hedge ask --socket /run/hedge/hedge.sock --json "what time is it"
 	else
 		fail "one service after the .deb over a README install" "units: $units" "processes: $procs" "$(unit_state)"
 	fi
+	# What dpkg left running may be the README install's process: the
+	# service as the next boot starts it must work too.
+	rc=0
+	out=$(g timeout 240 systemctl restart hedge.service 2>&1) || rc=$?
+	if [ $rc -eq 0 ] && is_active; then
+		expect "after a restart, the one service answers" \
+			ask_tier slm g timeout 120 hedge ask --socket /run/hedge/hedge.sock --json "what time is it"
+	else
+		fail "after a restart, the one service is active" "exit $rc: $out" "$(unit_state)"
+	fi
+	exec=$(prop ExecStart)
 	if grep -q 'path=/usr/bin/hedge ' <<<"$exec"; then
 		pass "the service runs the package's /usr/bin/hedge"
 	else
