@@ -57,9 +57,15 @@ type edgeResult struct {
 	// ReadyRSS is VmRSS right after READY=1; IdleRSS after Requests
 	// requests (half over MQTT, half over HTTP) and SettleSeconds of idle;
 	// IdleHWM is VmHWM then.
-	ReadyRSS      int64   `json:"ready_rss_bytes"`
-	IdleRSS       int64   `json:"idle_rss_bytes"`
-	IdleHWM       int64   `json:"idle_hwm_bytes"`
+	ReadyRSS int64 `json:"ready_rss_bytes"`
+	IdleRSS  int64 `json:"idle_rss_bytes"`
+	IdleHWM  int64 `json:"idle_hwm_bytes"`
+	// IdleAnon and IdleFile split IdleRSS: anonymous memory (heaps,
+	// arenas, stacks) and file pages (the binary's and the libraries'
+	// code and read-only data, clean: the kernel can drop them under
+	// pressure and read them again).
+	IdleAnon      int64   `json:"idle_rss_anon_bytes"`
+	IdleFile      int64   `json:"idle_rss_file_bytes"`
 	Requests      int     `json:"requests"`
 	SettleSeconds float64 `json:"settle_seconds"`
 }
@@ -201,6 +207,12 @@ slm:
 				return ctx.Err()
 			}
 			if r.IdleRSS, err = procStatusBytes(h.cmd.Process.Pid, "VmRSS"); err != nil {
+				return err
+			}
+			if r.IdleAnon, err = procStatusBytes(h.cmd.Process.Pid, "RssAnon"); err != nil {
+				return err
+			}
+			if r.IdleFile, err = procStatusBytes(h.cmd.Process.Pid, "RssFile"); err != nil {
 				return err
 			}
 			r.IdleHWM, err = procStatusBytes(h.cmd.Process.Pid, "VmHWM")
@@ -459,7 +471,9 @@ func edgeTable(r edgeResult) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.name, f.value, t, v)
 	}
-	fmt.Fprintf(&b, "\nRSS right after READY=1: %.1f MB; VmHWM after the requests: %.1f MB.\n", float64(r.ReadyRSS)/1e6, float64(r.IdleHWM)/1e6)
+	fmt.Fprintf(&b, "\nIdle RSS: %.1f MB anonymous (heaps, arenas, stacks) + %.1f MB file pages (code and read-only data of hedge and its libraries, ONNX Runtime's among them). "+
+		"RSS right after READY=1: %.1f MB; VmHWM after the requests: %.1f MB.\n",
+		float64(r.IdleAnon)/1e6, float64(r.IdleFile)/1e6, float64(r.ReadyRSS)/1e6, float64(r.IdleHWM)/1e6)
 	return b.String()
 }
 
