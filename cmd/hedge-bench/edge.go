@@ -118,6 +118,13 @@ func runEdge(ctx context.Context, ec edgeConfig, stderr io.Writer) (edgeResult, 
 			r.Env[k] = v
 		}
 	}
+	// hedge runs in its temporary directory: a relative path would not
+	// resolve there.
+	abs, err := filepath.Abs(ec.hedge)
+	if err != nil {
+		return r, err
+	}
+	ec.hedge, r.Hedge = abs, ec.hedge
 	st, err := os.Stat(ec.hedge)
 	if err != nil {
 		return r, fmt.Errorf("--hedge: %w", err)
