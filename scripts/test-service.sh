@@ -64,6 +64,7 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # poll SECONDS CMD...: runs CMD every 0.5 s until it succeeds; fails once
 # SECONDS have passed.
