@@ -8,13 +8,21 @@
 # Runs are interleaved (hedge, C, node, hedge, …) so that the load of a
 # shared machine hits all three alike; each run is one warm-up plus the
 # median of REPS requests; the table shows the median over ROUNDS runs.
+# hedge and the C program load their CPU variant from the same folder (the
+# build's, $HEDGE_LLAMA_DIR/lib) and each reports the one it chose, as
+# node-llama-cpp's run reports the one of its prebuilt it mapped.
+#
+# Before each round a memory-bandwidth probe (models/llm/cbench/membw.c,
+# STREAM-style copy on THREADS threads) measures what bounds generation:
+# the table gives each generation speed as a fraction of copy bandwidth
+# over the bytes of weights read per token.
 #
 # Then, on the TinyLlama-shaped file, a conversation (llmbench -turns):
 # the time to first token of turn 1 and of turn TURNS, with the KV cache
 # reused between turns and with every prompt evaluated whole, medians of
 # CONV_RUNS conversations, into llm-conversation.json.
 #
-# Env: ROUNDS (3), REPS (3), GEN (32 tokens), THREADS (2), TURNS (6),
+# Env: ROUNDS (5), REPS (3), GEN (32 tokens), THREADS (2), TURNS (6),
 #      CONV_RUNS (3), CONV_ANSWER (150 tokens per answer at most),
 #      BENCH_DIR (fixtures, builds, npm install; default ~/.cache/hedge-bench),
 #      OUT (folder of llm-bench.md, .png, .json (the medians),
@@ -23,7 +31,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 eval "$(scripts/cgo-env.sh)"
-ROUNDS=${ROUNDS:-3} REPS=${REPS:-3} GEN=${GEN:-32} THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-5} REPS=${REPS:-3} GEN=${GEN:-32} THREADS=${THREADS:-2}
 TURNS=${TURNS:-6} CONV_RUNS=${CONV_RUNS:-3} CONV_ANSWER=${CONV_ANSWER:-150}
 BENCH_DIR=${BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hedge-bench}
 OUT=${OUT:-$repo/docs}
@@ -36,6 +44,7 @@ log "building hedge's llmbench and the C baseline (first build compiles llama.cp
 go build -o "$BENCH_DIR/llmbench" ./models/llm/llmbench
 # shellcheck disable=SC2086 # CGO_* are lists of flags
 ${CC:-gcc} $CGO_CFLAGS $CGO_CPPFLAGS -o "$BENCH_DIR/cbench" models/llm/cbench/bench.c $CGO_LDFLAGS -lhedge-llama -lstdc++ -lm -lpthread -ldl
+${CC:-gcc} -O2 -pthread -o "$BENCH_DIR/membw" models/llm/cbench/membw.c
 export CBENCH_CPU_DIR=$HEDGE_LLAMA_DIR/lib
 
 fixtures=("smollm2-135m:q8_0" "tinyllama-1.1b:q4_0")
@@ -71,7 +80,7 @@ raw="$BENCH_DIR/llm-bench-raw.jsonl"
 : >"$raw"
 run_impl() { # impl file
 	case "$1" in
-	hedge) "$BENCH_DIR/llmbench" -model "$2" -threads "$THREADS" -gen "$GEN" -reps "$REPS" -prompt "$PROMPT" ;;
+	hedge) "$BENCH_DIR/llmbench" -model "$2" -cpu-dir "$CBENCH_CPU_DIR" -threads "$THREADS" -gen "$GEN" -reps "$REPS" -prompt "$PROMPT" ;;
 	c) "$BENCH_DIR/cbench" "$2" "$THREADS" "$GEN" "$REPS" 1 "$PROMPT" ;;
 	node) (cd "$nodedir" && node bench.mjs "$2" "$THREADS" "$GEN" "$REPS" "$PROMPT") || log "node-llama-cpp run failed" ;;
 	esac
@@ -79,6 +88,7 @@ run_impl() { # impl file
 impls=(hedge c)
 [ "$node_ok" = 1 ] && impls+=(node)
 for round in $(seq 1 "$ROUNDS"); do
+	"$BENCH_DIR/membw" "$THREADS" | tee -a "$raw"
 	for file in "${files[@]}"; do
 		log "round $round/$ROUNDS: $(basename "$file") (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 		# The order rotates each round so that no implementation always runs

@@ -22,6 +22,36 @@ type BenchMedian struct {
 	GenTPS       float64 `json:"gen_tps"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	Runs         int     `json:"runs"`
+	// Variant is the llama.cpp CPU variant the implementation loaded
+	// (libggml-cpu-NAME.so), as each reports it: hedge and the C program
+	// choose among the same build's, node-llama-cpp among its prebuilt's.
+	Variant string `json:"variant,omitempty"`
+	// TokenBytes is what generating one token reads of the weights: the
+	// GGUF's tensor data, less the token-embedding table when the model
+	// has an output matrix of its own (generation looks up one row of it).
+	TokenBytes int64 `json:"token_bytes,omitempty"`
+	// CopyGBps is the memory copy bandwidth measured in the same run
+	// (models/llm/cbench/membw.c, STREAM's copy: bytes read plus written),
+	// the median over its rounds.
+	CopyGBps float64 `json:"copy_gbps,omitempty"`
+}
+
+// BoundTPS is the generation speed that memory bandwidth allows: the
+// copy bandwidth over the bytes read per token; 0 when either is unknown.
+func (m BenchMedian) BoundTPS() float64 {
+	if m.TokenBytes <= 0 || m.CopyGBps <= 0 {
+		return 0
+	}
+	return m.CopyGBps * 1e9 / float64(m.TokenBytes)
+}
+
+// BoundFraction is the generation speed as a fraction of BoundTPS, 0
+// when that is unknown.
+func (m BenchMedian) BoundFraction() float64 {
+	if b := m.BoundTPS(); b > 0 {
+		return m.GenTPS / b
+	}
+	return 0
 }
 
 // BenchTable renders medians as the LLM benchmark's Markdown table, one
@@ -37,15 +67,73 @@ func BenchTable(ms []BenchMedian) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| model | implementation | prompt tok/s | generation tok/s | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |\n" +
-		"|---|---|---:|---:|---:|---|---:|\n")
+	b.WriteString("| model | implementation | CPU variant | prompt tok/s | generation tok/s | of the bandwidth bound | peak RSS MiB | hedge ÷ it (prompt / gen) | runs |\n" +
+		"|---|---|---|---:|---:|---:|---:|---|---:|\n")
 	for _, m := range ms {
 		ratio := "—"
 		if h, ok := hedge[m.Model]; ok && m.Impl != "hedge" {
 			ratio = Ratio(h.PromptTPS/m.PromptTPS) + " / " + Ratio(h.GenTPS/m.GenTPS)
 		}
-		fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %.1f | %.1f | %.0f | %s | %d |\n",
-			m.Model, m.PromptTokens, m.GenTokens, m.Impl, m.PromptTPS, m.GenTPS, m.PeakRSSMB, ratio, m.Runs)
+		variant, bound := m.Variant, "—"
+		if variant == "" {
+			variant = "—"
+		}
+		if f := m.BoundFraction(); f > 0 {
+			bound = fmt.Sprintf("%.0f %%", 100*f)
+		}
+		fmt.Fprintf(&b, "| %s (%d prompt, %d generated tokens) | %s | %s | %.1f | %.1f | %s | %.0f | %s | %d |\n",
+			m.Model, m.PromptTokens, m.GenTokens, m.Impl, variant, m.PromptTPS, m.GenTPS, bound, m.PeakRSSMB, ratio, m.Runs)
+	}
+	return b.String()
+}
+
+// BandwidthNote says, below BenchTable, what the bandwidth bound of each
+// model is and whether hedge and the C program ran the same CPU variant
+// (a comparison of different kernels would say nothing of hedge's
+// binding); "" when the medians carry neither.
+func BandwidthNote(ms []BenchMedian) string {
+	var b strings.Builder
+	var bounds []string
+	gbps := 0.0
+	variants := map[string]map[string]string{} // model → impl → variant
+	var models []string
+	for _, m := range ms {
+		if variants[m.Model] == nil {
+			variants[m.Model] = map[string]string{}
+			models = append(models, m.Model)
+			if m.BoundTPS() > 0 {
+				gbps = m.CopyGBps
+				bounds = append(bounds, fmt.Sprintf("%s reads %.0f MB of weights per generated token, so at most %.0f tok/s",
+					strings.TrimSuffix(m.Model, ".gguf"), float64(m.TokenBytes)/1e6, m.BoundTPS()))
+			}
+		}
+		variants[m.Model][m.Impl] = m.Variant
+	}
+	if len(bounds) > 0 {
+		fmt.Fprintf(&b, "Bandwidth bound: memory copies at %.1f GB/s here (STREAM-style copy by as many threads, bytes read plus written, "+
+			"median of the run's probes between rounds); %s. \"Of the bandwidth bound\" is generation tok/s over that.\n",
+			gbps, strings.Join(bounds, "; "))
+	}
+	var same, differ []string
+	for _, model := range models {
+		h, c := variants[model]["hedge"], variants[model]["c"]
+		switch {
+		case h == "" || c == "":
+		case h == c:
+			same = append(same, h)
+		default:
+			differ = append(differ, fmt.Sprintf("%s: hedge %s, the C program %s", strings.TrimSuffix(model, ".gguf"), h, c))
+		}
+	}
+	if len(b.String()) > 0 && (len(same) > 0 || len(differ) > 0) {
+		b.WriteString("\n")
+	}
+	switch {
+	case len(differ) > 0:
+		fmt.Fprintf(&b, "**hedge and the C program loaded different CPU variants** (%s): their ratio compares kernels, not hedge's binding.\n",
+			strings.Join(differ, "; "))
+	case len(same) > 0:
+		fmt.Fprintf(&b, "hedge and the C program loaded the same CPU variant of the same llama.cpp build (%s) on every model.\n", same[0])
 	}
 	return b.String()
 }

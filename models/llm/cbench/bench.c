@@ -7,11 +7,14 @@
 // hedge does.
 //
 //   CBENCH_CPU_DIR=DIR cbench MODEL THREADS N_GEN REPS MMAP(0|1) PROMPT
+#define _GNU_SOURCE // dladdr
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "llama.h"
+#include "ggml-backend.h"
 
 static double now(void) {
 	struct timespec ts;
@@ -32,6 +35,25 @@ static double peak_rss_mb(void) {
 		if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
 	if (f) fclose(f);
 	return kb / 1024;
+}
+
+// variant names the CPU variant ggml_backend_load_all_from_path chose: the
+// file its CPU backend's functions come from, libggml-cpu-NAME.so -> NAME
+// (what hedge's llmbench reports of its own choice).
+static const char *variant(void) {
+	static char name[64] = "unknown";
+	ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
+	void *fn = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features") : NULL;
+	Dl_info info;
+	if (fn == NULL || dladdr(fn, &info) == 0 || info.dli_fname == NULL) return name;
+	const char *base = strrchr(info.dli_fname, '/');
+	base = base ? base + 1 : info.dli_fname;
+	const char *pre = "libggml-cpu-";
+	if (strncmp(base, pre, strlen(pre)) == 0) base += strlen(pre);
+	snprintf(name, sizeof name, "%s", base);
+	char *dot = strstr(name, ".so");
+	if (dot) *dot = 0;
+	return name;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -113,8 +135,8 @@ int main(int argc, char **argv) {
 	qsort(pps + 1, reps, sizeof(double), cmp);
 	qsort(gps + 1, reps, sizeof(double), cmp);
 	printf("{\"impl\":\"c\",\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%d,\"prompt_tps\":%.3f,"
-	       "\"gen_tokens\":%d,\"gen_tps\":%.3f,\"peak_rss_mb\":%.1f,\"load_s\":%.3f}\n",
-	       path, threads, n_prompt, pps[1 + reps / 2], n_done, gps[1 + reps / 2], peak_rss_mb(), load_s);
+	       "\"gen_tokens\":%d,\"gen_tps\":%.3f,\"peak_rss_mb\":%.1f,\"load_s\":%.3f,\"variant\":\"%s\"}\n",
+	       path, threads, n_prompt, pps[1 + reps / 2], n_done, gps[1 + reps / 2], peak_rss_mb(), load_s, variant());
 	llama_batch_free(batch);
 	llama_free(ctx);
 	llama_model_free(model);

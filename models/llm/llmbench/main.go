@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/models/gguf"
 	"github.com/hedge-edge/hedge/models/llm"
 )
 
@@ -32,6 +33,7 @@ func main() {
 	gen := flag.Int("gen", 32, "tokens to generate")
 	reps := flag.Int("reps", 3, "measured runs (after one warm-up)")
 	mmap := flag.String("mmap", "auto", "auto, on or off")
+	cpuDir := flag.String("cpu-dir", "", "folder of llama.cpp's CPU variants (default: hedge's own search, llm.CPUFolders)")
 	rep := flag.String("report", "", "summarize this file of result lines as a markdown table (stdout)")
 	png := flag.String("png", "", "with -report: also draw the table as a bar chart PNG")
 	jsonOut := flag.String("json", "", "with -report: also write the medians as JSON to this file; with -turns: the result")
@@ -73,7 +75,7 @@ func main() {
 	var last llm.Stats
 	g, err := llm.New(context.Background(), llm.Options{
 		Path: *model, Threads: *threads, Temperature: 0, ContextSize: 1024, BatchSize: 512,
-		MaxTokens: *gen, MMap: *mmap, NoKVReuse: true, Log: slog.New(slog.DiscardHandler),
+		MaxTokens: *gen, MMap: *mmap, NoKVReuse: true, CPULibraryDir: *cpuDir, Log: slog.New(slog.DiscardHandler),
 		OnStats: func(s llm.Stats) { last = s },
 	})
 	if err != nil {
@@ -94,13 +96,52 @@ func main() {
 		pps = append(pps, float64(last.PromptTokens)/last.PromptTime.Seconds())
 		gps = append(gps, float64(last.Tokens-1)/last.GenTime.Seconds())
 	}
+	variant := "unknown"
+	if b, err := llm.LoadCPU("", nil); err == nil {
+		variant = b.Variant.Name // the one New loaded: the first load holds for the process
+	}
+	tokenBytes, err := tokenBytes(*model)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "llmbench:", err)
+		os.Exit(1)
+	}
 	out := map[string]any{
-		"impl": "hedge", "model": *model, "threads": *threads,
+		"impl": "hedge", "model": *model, "threads": *threads, "variant": variant, "token_bytes": tokenBytes,
 		"prompt_tokens": last.PromptTokens, "prompt_tps": median(pps),
 		"gen_tokens": last.Tokens, "gen_tps": median(gps),
 		"peak_rss_mb": peakRSSMB(), "load_s": load.Seconds(),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// tokenBytes is what generating one token reads of the model's weights:
+// every tensor's data, except the token-embedding table when the model has
+// an output matrix of its own, since generation then reads one row of it
+// (with tied embeddings the output product reads it whole).
+func tokenBytes(path string) (int64, error) {
+	info, err := gguf.Inspect(path)
+	if err != nil {
+		return 0, err
+	}
+	var total, embd uint64
+	output := false
+	for _, t := range info.Tensors {
+		n, ok := t.Type.Bytes(t.Elements())
+		if !ok {
+			return 0, fmt.Errorf("%s: tensor %s: size of type %s unknown", path, t.Name, t.Type)
+		}
+		total += n
+		switch t.Name {
+		case "token_embd.weight":
+			embd = n
+		case "output.weight":
+			output = true
+		}
+	}
+	if output {
+		total -= embd
+	}
+	return int64(total), nil
 }
 
 func median(v []float64) float64 {

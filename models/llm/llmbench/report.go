@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,6 +30,11 @@ type result struct {
 	GenTokens    int     `json:"gen_tokens"`
 	GenTPS       float64 `json:"gen_tps"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	Variant      string  `json:"variant"`
+	TokenBytes   int64   `json:"token_bytes"`
+	// CopyGBps is set on the lines of the bandwidth probe (impl membw,
+	// models/llm/cbench/membw.c), which name no model.
+	CopyGBps float64 `json:"copy_gbps"`
 }
 
 // summary is the median over the rounds of one implementation on one model.
@@ -37,15 +43,20 @@ type summary struct {
 	n                int
 	tokens           [2]int
 	threads          int
+	variant          string
 }
 
 var implOrder = []string{"hedge", "c", "node-llama-cpp"}
 
 // report reads result lines from r and writes a markdown table to w, a
 // bar chart to png and the medians as JSON to jsonOut (each when not "").
+// The bandwidth probe's lines give the copy bandwidth (their median), the
+// hedge lines the bytes each model reads per generated token.
 func report(r io.Reader, w io.Writer, png, jsonOut string) error {
 	by := map[string]map[string][]result{}
 	var modelsSeen []string
+	var copyGBps []float64
+	tokenBytes := map[string]int64{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -56,7 +67,14 @@ func report(r io.Reader, w io.Writer, png, jsonOut string) error {
 		if err := json.Unmarshal([]byte(line), &res); err != nil {
 			return fmt.Errorf("report: %w in %q", err, line)
 		}
+		if res.Impl == "membw" {
+			copyGBps = append(copyGBps, res.CopyGBps)
+			continue
+		}
 		m := filepath.Base(res.Model)
+		if res.TokenBytes > 0 {
+			tokenBytes[m] = res.TokenBytes
+		}
 		if by[m] == nil {
 			by[m] = map[string][]result{}
 			modelsSeen = append(modelsSeen, m)
@@ -71,26 +89,38 @@ func report(r io.Reader, w io.Writer, png, jsonOut string) error {
 		sums[m] = map[string]summary{}
 		for impl, rs := range impls {
 			var p, g, s []float64
+			var variants []string
 			for _, x := range rs {
 				p = append(p, x.PromptTPS)
 				g = append(g, x.GenTPS)
 				s = append(s, x.PeakRSSMB)
+				if x.Variant != "" && !slices.Contains(variants, x.Variant) {
+					variants = append(variants, x.Variant)
+				}
 			}
-			sums[m][impl] = summary{median(p), median(g), median(s), len(rs), [2]int{rs[0].PromptTokens, rs[0].GenTokens}, rs[0].Threads}
+			// More than one variant over the rounds would be a finding of
+			// its own: all are named.
+			sums[m][impl] = summary{median(p), median(g), median(s), len(rs), [2]int{rs[0].PromptTokens, rs[0].GenTokens}, rs[0].Threads,
+				strings.Join(variants, "+")}
 		}
 	}
 	// The medians, each model's implementations in implOrder: the table's
 	// rows and -json's list.
 	var out []llm.BenchMedian
+	bw := 0.0
+	if len(copyGBps) > 0 {
+		bw = median(copyGBps)
+	}
 	for _, m := range modelsSeen {
 		for _, impl := range implOrder {
 			if s, ok := sums[m][impl]; ok {
 				out = append(out, llm.BenchMedian{Model: m, Impl: impl, Threads: s.threads, PromptTokens: s.tokens[0], GenTokens: s.tokens[1],
-					PromptTPS: s.prompt, GenTPS: s.gen, PeakRSSMB: s.rss, Runs: s.n})
+					PromptTPS: s.prompt, GenTPS: s.gen, PeakRSSMB: s.rss, Runs: s.n, Variant: s.variant,
+					TokenBytes: tokenBytes[m], CopyGBps: bw})
 			}
 		}
 	}
-	if _, err := io.WriteString(w, llm.BenchTable(out)); err != nil {
+	if _, err := io.WriteString(w, llm.BenchTable(out)+"\n"+llm.BandwidthNote(out)); err != nil {
 		return err
 	}
 	if jsonOut != "" {

@@ -37,8 +37,13 @@ for (let r = 0; r <= reps; r++) {
 }
 const med = v => v.sort((x, y) => x - y)[Math.floor(v.length / 2)];
 const hwm = readFileSync("/proc/self/status", "utf8").match(/VmHWM:\s+(\d+)/);
+// The CPU variant node-llama-cpp's prebuilt chose (it ships one
+// libggml-cpu-NAME.so per CPU generation and loads the best): the one
+// mapped into this process.
+const variants = [...new Set([...readFileSync("/proc/self/maps", "utf8").matchAll(/libggml-cpu-([\w.]+)\.so/g)].map(x => x[1]))];
 console.log(JSON.stringify({
 	impl: "node-llama-cpp", model, threads, prompt_tokens: tokens.length, prompt_tps: med(pps),
 	gen_tokens: nDone, gen_tps: med(gps), peak_rss_mb: hwm ? Number(hwm[1]) / 1024 : -1, load_s: loadS,
+	variant: variants.join("+") || "unknown",
 }));
 process.exit(0);
