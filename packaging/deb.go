@@ -4,7 +4,10 @@
 // /usr/bin), ONNX Runtime's library, the systemd unit
 // (rendered by package systemd, exactly as `hedge install` writes it), a
 // drop-in for the package's static user, sysusers.d and tmpfiles.d entries
-// and the default config as a conffile. cmd/hedge-pkg is its command line.
+// and the default config, which postinst copies to /etc/hedge when there is
+// none (not a conffile: dpkg would stop an unattended upgrade at a prompt
+// whenever the admin's file and the packaged one both changed, or when a
+// `hedge install` wrote it first). cmd/hedge-pkg is its command line.
 package packaging
 
 import (
@@ -47,14 +50,17 @@ var (
 
 // Paths inside the package.
 const (
-	BinaryPath   = systemd.DefaultBinary // /usr/bin/hedge
-	LibraryPath  = "/usr/lib/hedge/libonnxruntime.so.1"
-	VariantDir   = "/usr/lib/hedge"      // libggml-cpu-*.so
-	ConfigPath   = systemd.DefaultConfig // /etc/hedge/config.yaml
-	UnitPath     = "/lib/systemd/system/hedge.service"
-	DropinPath   = "/lib/systemd/system/hedge.service.d/10-deb.conf"
-	SysusersPath = "/usr/lib/sysusers.d/hedge.conf"
-	TmpfilesPath = "/usr/lib/tmpfiles.d/hedge.conf"
+	BinaryPath  = systemd.DefaultBinary // /usr/bin/hedge
+	LibraryPath = "/usr/lib/hedge/libonnxruntime.so.1"
+	VariantDir  = "/usr/lib/hedge"      // libggml-cpu-*.so
+	ConfigPath  = systemd.DefaultConfig // /etc/hedge/config.yaml, written by postinst
+	// DefaultConfigPath is the packaged default config: postinst copies it
+	// to ConfigPath when that is absent, and it stays for reference.
+	DefaultConfigPath = "/usr/share/hedge/config.yaml"
+	UnitPath          = "/lib/systemd/system/hedge.service"
+	DropinPath        = "/lib/systemd/system/hedge.service.d/10-deb.conf"
+	SysusersPath      = "/usr/lib/sysusers.d/hedge.conf"
+	TmpfilesPath      = "/usr/lib/tmpfiles.d/hedge.conf"
 )
 
 // ErrWrongArch is returned when the binary or the library handed to Build
@@ -160,7 +166,7 @@ func Build(o Options) (string, error) {
 		&files.Content{Source: in("10-deb.conf"), Destination: DropinPath, FileInfo: mode(0o644)},
 		&files.Content{Source: in("sysusers.conf"), Destination: SysusersPath, FileInfo: mode(0o644)},
 		&files.Content{Source: in("tmpfiles.conf"), Destination: TmpfilesPath, FileInfo: mode(0o644)},
-		&files.Content{Source: in("config.yaml"), Destination: ConfigPath, Type: files.TypeConfig, FileInfo: mode(0o644)},
+		&files.Content{Source: in("config.yaml"), Destination: DefaultConfigPath, FileInfo: mode(0o644)},
 	)
 
 	depends := []string{"libc6 (>= " + glibc + ")", "libgcc-s1"}

@@ -131,7 +131,7 @@ func checkPackage(t *testing.T, deb, arch string, machine elf.Machine) {
 	}
 
 	want := map[string]string{
-		BinaryPath: "-rwxr-xr-x", LibraryPath: "-rw-r--r--", ConfigPath: "-rw-r--r--", UnitPath: "-rw-r--r--",
+		BinaryPath: "-rwxr-xr-x", LibraryPath: "-rw-r--r--", DefaultConfigPath: "-rw-r--r--", UnitPath: "-rw-r--r--",
 		DropinPath: "-rw-r--r--", SysusersPath: "-rw-r--r--", TmpfilesPath: "-rw-r--r--",
 	}
 	var elfs []string
@@ -158,8 +158,9 @@ func checkPackage(t *testing.T, deb, arch string, machine elf.Machine) {
 
 	ctrl := t.TempDir()
 	run(t, "", nil, "dpkg-deb", "-e", deb, ctrl)
-	if c, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err != nil || strings.TrimSpace(string(c)) != ConfigPath {
-		t.Errorf("conffiles = %q (%v), want %s", c, err, ConfigPath)
+	// No conffile: dpkg would stop an unattended upgrade at its prompt.
+	if c, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err == nil && strings.TrimSpace(string(c)) != "" {
+		t.Errorf("conffiles = %q, want none: postinst writes the config", c)
 	}
 	for _, s := range []string{"postinst", "prerm", "postrm"} {
 		if fi, err := os.Stat(filepath.Join(ctrl, s)); err != nil || fi.Mode().Perm()&0o111 == 0 {
@@ -176,7 +177,7 @@ func checkPackage(t *testing.T, deb, arch string, machine elf.Machine) {
 	if b, err := os.ReadFile(filepath.Join(x, UnitPath)); err != nil || !bytes.Equal(b, unit) {
 		t.Errorf("packaged unit differs from systemd.Unit (%v)", err)
 	}
-	cfg, err := os.ReadFile(filepath.Join(x, ConfigPath))
+	cfg, err := os.ReadFile(filepath.Join(x, DefaultConfigPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,9 +277,8 @@ func checkInstalled(t *testing.T, root string) {
 	if err != nil || link != UnitPath {
 		t.Errorf("postinst did not enable hedge.service: %q %v", link, err)
 	}
-	status, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status"))
-	if err != nil || !regexp.MustCompile(`(?m)^Conffiles:\n `+regexp.QuoteMeta(ConfigPath)+` [0-9a-f]{32}$`).Match(status) {
-		t.Errorf("dpkg recorded no conffile %s (%v):\n%s", ConfigPath, err, status)
+	if cfg, err := os.ReadFile(filepath.Join(root, ConfigPath)); err != nil || !bytes.Equal(cfg, configText) {
+		t.Errorf("postinst did not write %s from %s: %v", ConfigPath, DefaultConfigPath, err)
 	}
 }
 
@@ -301,8 +301,9 @@ func checkExposure(t *testing.T, root string) {
 	}
 }
 
-// reinstallAndPurge edits the conffile, reinstalls (the edit must stay),
-// then purges (files, state and the enable link must go).
+// reinstallAndPurge edits the config, reinstalls over a `hedge install`'s
+// unit (the edit must stay, the unit must make way), then purges (files,
+// state, the config and the enable link must go).
 func reinstallAndPurge(t *testing.T, root, deb string) {
 	t.Helper()
 	cfg := filepath.Join(root, ConfigPath)
@@ -313,9 +314,25 @@ func reinstallAndPurge(t *testing.T, root, deb string) {
 	if err := os.WriteFile(filepath.Join(root, "var/lib/hedge/store.db"), []byte("state"), 0o640); err != nil {
 		t.Fatal(err)
 	}
+	// A `hedge install` meanwhile: its unit in /etc would shadow the
+	// package's, so the reinstall sets it aside and enables the package's.
+	readme, err := systemd.Unit(systemd.Options{Binary: "/opt/hedge/hedge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcUnit := filepath.Join(root, "etc/systemd/system/hedge.service")
+	if err := os.WriteFile(etcUnit, readme, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dpkg(t, root, "-i", deb)
 	if !bytes.Equal(mustRead(t, cfg), edited) {
-		t.Errorf("reinstall replaced the edited conffile")
+		t.Errorf("reinstall replaced the edited config")
+	}
+	if _, err := os.Stat(etcUnit); !errors.Is(err, os.ErrNotExist) || !bytes.Equal(mustRead(t, etcUnit+".hedge-install"), readme) {
+		t.Errorf("the hedge install's unit is still in the way (%v)", err)
+	}
+	if link, err := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/hedge.service")); err != nil || link != UnitPath {
+		t.Errorf("after replacing a hedge install's unit, enabled %q (%v), want %s", link, err, UnitPath)
 	}
 	dpkg(t, root, "--purge", "hedge")
 	for _, p := range []string{BinaryPath, LibraryPath, VariantDir, ConfigPath, UnitPath, "/var/lib/hedge", "/etc/systemd/system/multi-user.target.wants/hedge.service"} {

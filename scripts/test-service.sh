@@ -134,13 +134,17 @@ done
 deb1=$debs/hedge_0.0.0~svc1_amd64.deb
 deb2=$debs/hedge_0.0.0~svc2_amd64.deb
 if [ ! -f "$deb1" ] || [ ! -f "$deb2" ]; then die "hedge-pkg wrote no $deb1 / $deb2: $(ls "$debs")"; fi
-# An earlier release whose conffile differs from this one's (as when a
-# release edits packaging/config.yaml): the upgrade from it, over an edited
-# file, is the one where dpkg has a conffile question to ask.
+# An earlier release as the packages before 0.0.0~svc1 were made: its
+# config.yaml, another than today's, a conffile in /etc/hedge (today
+# postinst writes it from /usr/share/hedge). The upgrade from it, over an
+# edited file, is the one where dpkg had a conffile question to ask.
 dpkg-deb -R "$deb1" "$work/deb0"
 sed -i 's/^Version: .*/Version: 0.0.0~svc0/' "$work/deb0/DEBIAN/control"
+mkdir -p "$work/deb0/etc/hedge"
+mv "$work/deb0/usr/share/hedge/config.yaml" "$work/deb0/etc/hedge/config.yaml"
 echo "# an earlier release's config.yaml" >>"$work/deb0/etc/hedge/config.yaml"
-(cd "$work/deb0" && sed -i "s|^[0-9a-f]*  etc/hedge/config.yaml\$|$(md5sum etc/hedge/config.yaml)|" DEBIAN/md5sums)
+echo /etc/hedge/config.yaml >"$work/deb0/DEBIAN/conffiles"
+(cd "$work/deb0" && sed -i "s|^[0-9a-f]*  usr/share/hedge/config.yaml\$|$(md5sum etc/hedge/config.yaml)|" DEBIAN/md5sums)
 deb0=$debs/hedge_0.0.0~svc0_amd64.deb
 dpkg-deb -Znone -b "$work/deb0" "$deb0" >/dev/null
 log "built in $((SECONDS - started)) s; package Depends: $(dpkg-deb -f "$deb1" Depends)"
