@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -64,6 +65,20 @@ func cmdRun(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// releaseStartup gives back, once serving, what start-up needed and serving
+// does not: the heap that training and loading left (returned to the OS),
+// and the code pages that only start-up ran (platform.ReleaseCodePages:
+// they come back on first use).
+func releaseStartup(log *slog.Logger) {
+	debug.FreeOSMemory()
+	before, after, err := platform.ReleaseCodePages()
+	if err != nil {
+		log.Warn("start-up code pages not released", "err", err)
+		return
+	}
+	log.Info("start-up code pages released", "resident_file_mb_before", before>>20, "after", after>>20)
 }
 
 // configError marks a start-up failure that restarting cannot fix: a file
@@ -240,6 +255,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	if _, err := platform.Notify("READY=1"); err != nil {
 		log.Warn("sd_notify failed", "err", err)
 	}
+	go releaseStartup(log)
 	// The watchdog pings only while the store answers, no query is held
 	// far past its timeout and hedge is not shutting down, so systemd
 	// restarts a hedge that hangs; /readyz reports the same pipeline.
