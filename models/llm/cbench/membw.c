@@ -51,8 +51,15 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 	// Touch every page first: the passes measure copying, not page faults.
-	memset(src, 1, n);
-	memset(dst, 2, n);
+	// Pseudo-random contents: pages all alike may be merged by the host
+	// (KSM, a VM's page sharing) into one, whose copy reads from cache
+	// (a probe of 200 GB/s on 2 vCPUs here).
+	unsigned long long x = 88172645463325252ULL;
+	for (size_t i = 0; i + 8 <= n; i += 8) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		memcpy(src + i, &x, 8);
+	}
+	memset(dst, 0, n);
 	pthread_t *tid = calloc(threads, sizeof *tid);
 	struct part *parts = calloc(threads, sizeof *parts);
 	size_t share = n / threads / 4096 * 4096;
@@ -73,7 +80,7 @@ int main(int argc, char **argv) {
 		double gbps = 2.0 * n / s / 1e9;
 		if (gbps > best) best = gbps;
 	}
-	if (((volatile char *)dst)[n - 1] != 1) {
+	if (memcmp(dst + n - 4096, src + n - 4096, 4096) != 0) {
 		fprintf(stderr, "membw: the copy went wrong\n");
 		return 1;
 	}
