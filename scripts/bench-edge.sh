@@ -9,6 +9,7 @@
 #
 #   scripts/bench-edge.sh [RESULT.json]
 #   HEDGE=bin/hedge HEDGE_BENCH=bin/hedge-bench STARTS=7 REQUESTS=100 scripts/bench-edge.sh
+#   BEFORE_REF= scripts/bench-edge.sh   # no build of the size before
 #
 # Without HEDGE_BENCH it builds cmd/hedge-bench into a temporary directory
 # (its size is then that build's).
@@ -30,6 +31,7 @@ mpid=""
 cleanup() {
 	[ -n "$mpid" ] && kill "$mpid" 2>/dev/null && wait "$mpid" 2>/dev/null || true
 	rm -rf "$tmp"
+	git -C "$repo" worktree prune 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -64,6 +66,18 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
+# The size before: cmd/hedge at BEFORE_REF (the last commit whose hedge
+# linked the benchmark, report and plot tooling), built like make build.
+before_ref=${BEFORE_REF-fe88ff6}
+before=()
+if [ -n "$before_ref" ] && git -C "$repo" cat-file -e "$before_ref^{commit}" 2>/dev/null; then
+	echo "bench-edge: building cmd/hedge at $before_ref for the size before" >&2
+	git -C "$repo" worktree add -q --detach "$tmp/before" "$before_ref"
+	(cd "$tmp/before" && eval "$(scripts/cgo-env.sh)" && "${GO:-go}" build -trimpath -o "$tmp/hedge-before" ./cmd/hedge) &&
+		before=(--before "$tmp/hedge-before" --before-ref "$before_ref")
+	git -C "$repo" worktree remove --force "$tmp/before"
+fi
+
 mkdir -p "$(dirname "$json")"
 "$bench" edge --hedge "$hedge" --broker "tcp://127.0.0.1:$port" \
-	--starts "${STARTS:-7}" --requests "${REQUESTS:-100}" --json "$json"
+	--starts "${STARTS:-7}" --requests "${REQUESTS:-100}" --json "$json" "${before[@]}"

@@ -40,6 +40,11 @@ type edgeResult struct {
 	Hedge      string `json:"hedge"`
 	HedgeBytes int64  `json:"hedge_bytes"`
 	BenchBytes int64  `json:"hedge_bench_bytes"`
+	// BeforeBytes is the size of cmd/hedge as built at BeforeRef, the
+	// last commit whose hedge still linked the benchmark tooling (0 when
+	// the run had no such build).
+	BeforeBytes int64  `json:"before_bytes,omitempty"`
+	BeforeRef   string `json:"before_ref,omitempty"`
 	// Env is the environment variables hedge ran with that change its
 	// memory (GOGC, GOMEMLIMIT, GODEBUG), as given.
 	Env map[string]string `json:"env,omitempty"`
@@ -80,6 +85,8 @@ func benchEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	requests := fs.Int("requests", 100, "requests before the idle RSS is read, half over MQTT, half over HTTP")
 	settle := fs.Duration("settle", 2*time.Second, "idle time after the last request before the RSS is read")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
+	before := fs.String("before", "", "hedge binary built at --before-ref, for the size before the tooling moved out")
+	beforeRef := fs.String("before-ref", "", "the commit --before was built from")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,6 +101,13 @@ func benchEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	r, err := runEdge(ctx, edgeConfig{hedge: *hedgeBin, broker: *broker, lib: *lib, starts: *starts, requests: *requests, settle: *settle}, stderr)
 	if err != nil {
 		return fail(err)
+	}
+	if *before != "" {
+		st, err := os.Stat(*before)
+		if err != nil {
+			return fail(fmt.Errorf("--before: %w", err))
+		}
+		r.BeforeBytes, r.BeforeRef = st.Size(), *beforeRef
 	}
 	fmt.Fprint(stdout, edgeTable(r))
 	if *jsonOut != "" {
@@ -452,8 +466,12 @@ func edgeFigures(r edgeResult) []edgeFigure {
 	for i, ms := range r.ColdStartMS {
 		starts[i] = fmt.Sprintf("%.0f", ms)
 	}
+	size := fmt.Sprintf("%s (%s bytes)", mb(r.HedgeBytes), thousands(float64(r.HedgeBytes)))
+	if r.BeforeBytes > 0 {
+		size += fmt.Sprintf("; before the benchmark tooling moved out (cmd/hedge at %s, built in this run): %s, %.2f× that", r.BeforeRef, mb(r.BeforeBytes), float64(r.HedgeBytes)/float64(r.BeforeBytes))
+	}
 	return []edgeFigure{
-		{name: "bin/hedge size (the edge binary)", value: fmt.Sprintf("%s (%s bytes)", mb(r.HedgeBytes), thousands(float64(r.HedgeBytes)))},
+		{name: "bin/hedge size (the edge binary)", value: size},
 		{name: "bin/hedge-bench size (benchmark tooling, for contrast)", value: fmt.Sprintf("%s (%s bytes)", mb(r.BenchBytes), thousands(float64(r.BenchBytes)))},
 		{name: fmt.Sprintf("idle RSS of hedge run after %d requests (VmRSS)", r.Requests), value: mb(r.IdleRSS),
 			target: "≤ " + mb(edgeIdleRSSTarget), met: r.IdleRSS > 0 && r.IdleRSS <= edgeIdleRSSTarget},
