@@ -221,6 +221,11 @@ func (q *Query) Validate(l Limits) *Error {
 	return nil
 }
 
+// ControlChar returns the first control character (C0, DEL or C1, tab and
+// newline included) of s, a name or other one-line field of valid UTF-8,
+// and whether there is one: the rule Validate applies to an id.
+func ControlChar(s string) (rune, bool) { return controlChar(s, false) }
+
 // controlChar returns the first control character (C0, DEL or C1) of s and
 // whether there is one; in text, tab, newline and carriage return do not
 // count. No keyboard or voice front end sends the others: they are terminal

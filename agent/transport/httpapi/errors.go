@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi/chat"
 )
 
 // The error types of OpenAI's error object that hedge uses.
@@ -41,6 +42,11 @@ func writeError(w http.ResponseWriter, status int, typ, code, msg, param string)
 	writeErrorReply(w, status, errorReply{Error: e})
 }
 
+// writeRequestError writes the error reply of a refused request.
+func writeRequestError(w http.ResponseWriter, e *chat.Error) {
+	writeError(w, e.Status, typeInvalidRequest, e.Code, e.Msg, e.Param)
+}
+
 func writeErrorReply(w http.ResponseWriter, status int, r errorReply) {
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
@@ -49,28 +55,20 @@ func writeErrorReply(w http.ResponseWriter, status int, r errorReply) {
 	writeJSON(w, status, r)
 }
 
-// statusOf maps an agent error code to the HTTP status and OpenAI error type
-// of its reply. The code itself is passed on as the error's code.
+// statusOf maps an agent error code to the HTTP status (chat.StatusOf) and
+// OpenAI error type of its reply. The code itself is passed on as the
+// error's code.
 func statusOf(c agent.ErrorCode) (int, string) {
-	switch c {
-	case agent.CodeBadRequest:
-		return http.StatusBadRequest, typeInvalidRequest
-	case agent.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge, typeInvalidRequest
-	case agent.CodeBusy:
-		return http.StatusTooManyRequests, typeRateLimit
-	case agent.CodeRefused:
-		return http.StatusForbidden, typePermission
-	case agent.CodeNoTier, agent.CodeShuttingDown:
-		return http.StatusServiceUnavailable, typeServer
-	case agent.CodeTimeout:
-		return http.StatusGatewayTimeout, typeServer
-	case agent.CodeCloudConfig:
-		// The cloud behind hedge refused the request: a bad gateway, and
-		// one a retry does not mend (no Retry-After).
-		return http.StatusBadGateway, typeServer
+	status := chat.StatusOf(c)
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return status, typeInvalidRequest
+	case http.StatusTooManyRequests:
+		return status, typeRateLimit
+	case http.StatusForbidden:
+		return status, typePermission
 	}
-	return http.StatusInternalServerError, typeServer
+	return status, typeServer
 }
 
 // writeAgentError writes the error reply of an answer whose Error is set.

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi/chat"
 )
 
 // FuzzParseChat feeds arbitrary bodies to the chat completions decoder.
@@ -20,11 +21,11 @@ func FuzzParseChat(f *testing.F) {
 	f.Add([]byte(`{"model":"hedge-auto","messages":[{"role":"user","content":"hi"}]}`), "what time is it")
 	limits := agent.Limits{MaxQueryBytes: 256, MaxTokens: 4096}
 	f.Fuzz(func(t *testing.T, body []byte, content string) {
-		req, prefer, text, perr := parseChat(body)
+		req, prefer, text, perr := parseChat(chat.NewCatalog(""), body)
 		if perr != nil {
 			checkChatError(t, body, perr)
 		} else {
-			if p, ok := preferOf(req.Model); !ok || p != prefer || !prefer.Valid() {
+			if p, ok := chat.NewCatalog("").Find(req.Model); !ok || p.Prefer != prefer || !prefer.Valid() {
 				t.Fatalf("parseChat(%q): model %q gave preference %q", body, req.Model, prefer)
 			}
 			last := req.Messages[len(req.Messages)-1]
@@ -49,7 +50,7 @@ func FuzzParseChat(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, prefer, text, perr := parseChat(b)
+			_, prefer, text, perr := parseChat(chat.NewCatalog(""), b)
 			if perr != nil || prefer != agent.PreferLocal || text != content {
 				t.Fatalf("parseChat(%s) = %q, %q, %+v; want %q", b, prefer, text, perr, content)
 			}
@@ -62,23 +63,23 @@ func FuzzParseChat(f *testing.F) {
 func checkChatError(t *testing.T, body []byte, perr *requestError) {
 	t.Helper()
 	switch {
-	case perr.status == http.StatusNotFound && (perr.code != "model_not_found" || perr.param != "model"),
-		perr.status == http.StatusBadRequest && perr.code != string(agent.CodeBadRequest),
-		perr.status != http.StatusNotFound && perr.status != http.StatusBadRequest:
-		t.Fatalf("parseChat(%q): status %d code %q param %q", body, perr.status, perr.code, perr.param)
-	case perr.msg == "" || !utf8.ValidString(perr.msg):
-		t.Fatalf("parseChat(%q): message %q", body, perr.msg)
+	case perr.Status == http.StatusNotFound && (perr.Code != "model_not_found" || perr.Param != "model"),
+		perr.Status == http.StatusBadRequest && perr.Code != string(agent.CodeBadRequest),
+		perr.Status != http.StatusNotFound && perr.Status != http.StatusBadRequest:
+		t.Fatalf("parseChat(%q): status %d code %q param %q", body, perr.Status, perr.Code, perr.Param)
+	case perr.Msg == "" || !utf8.ValidString(perr.Msg):
+		t.Fatalf("parseChat(%q): message %q", body, perr.Msg)
 	}
-	switch perr.param {
+	switch perr.Param {
 	case "", "model", "n", "max_tokens", "messages":
 	default:
-		t.Fatalf("parseChat(%q): param %q", body, perr.param)
+		t.Fatalf("parseChat(%q): param %q", body, perr.Param)
 	}
 	w := httptest.NewRecorder()
-	writeError(w, perr.status, typeInvalidRequest, perr.code, perr.msg, perr.param)
+	writeError(w, perr.Status, typeInvalidRequest, perr.Code, perr.Msg, perr.Param)
 	var reply errorReply
-	if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil || w.Code != perr.status ||
-		reply.Error.Message != perr.msg || reply.Error.Code != perr.code || (reply.Error.Param == nil) != (perr.param == "") {
+	if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil || w.Code != perr.Status ||
+		reply.Error.Message != perr.Msg || reply.Error.Code != perr.Code || (reply.Error.Param == nil) != (perr.Param == "") {
 		t.Fatalf("error reply for %q: %d %s (%v)", body, w.Code, w.Body.Bytes(), err)
 	}
 }

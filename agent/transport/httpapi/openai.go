@@ -5,36 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi/chat"
 )
-
-// The models hedge offers; each is a routing preference, not a network.
-var models = []struct {
-	ID     string
-	Prefer agent.Prefer
-}{
-	{"hedge-auto", agent.PreferAuto},
-	{"hedge-local", agent.PreferLocal},
-	{"hedge-cloud", agent.PreferCloud},
-}
-
-// preferOf returns the preference the model id stands for.
-func preferOf(id string) (agent.Prefer, bool) {
-	for _, m := range models {
-		if m.ID == id {
-			return m.Prefer, true
-		}
-	}
-	return "", false
-}
 
 type modelObject struct {
 	ID      string `json:"id"`
@@ -54,7 +31,7 @@ func (s *Server) model(id string) modelObject {
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 	l := modelList{Object: "list"}
-	for _, m := range models {
+	for _, m := range s.catalog.Models() {
 		l.Data = append(l.Data, s.model(m.ID))
 	}
 	writeJSON(w, http.StatusOK, l)
@@ -62,15 +39,11 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, ok := preferOf(id); !ok {
-		writeError(w, http.StatusNotFound, typeInvalidRequest, "model_not_found", unknownModel(id), "model")
+	if _, ok := s.catalog.Find(id); !ok {
+		writeError(w, http.StatusNotFound, typeInvalidRequest, "model_not_found", s.catalog.Unknown(id), "model")
 		return
 	}
 	writeJSON(w, http.StatusOK, s.model(id))
-}
-
-func unknownModel(id string) string {
-	return fmt.Sprintf("the model %q does not exist; hedge offers hedge-auto, hedge-local and hedge-cloud", id)
 }
 
 // chatRequest is the part of OpenAI's chat completion request hedge reads.
@@ -99,41 +72,27 @@ type contentPart struct {
 }
 
 // requestError is a problem with a request, with the param it concerns.
-type requestError struct {
-	status int
-	code   string
-	msg    string
-	param  string
-}
+type requestError = chat.Error
 
-func badRequest(param, format string, args ...any) *requestError {
-	return &requestError{status: http.StatusBadRequest, code: string(agent.CodeBadRequest), msg: fmt.Sprintf(format, args...), param: param}
-}
+var badRequest = chat.BadRequest
 
 // parseChat decodes a chat completion request and returns the preference,
 // the query text and the rest of the request. Only the last message is the
 // query: hedge answers one question at a time (its cache and classifier
 // look at that text alone), so system and earlier messages are ignored.
-func parseChat(body []byte) (chatRequest, agent.Prefer, string, *requestError) {
+func parseChat(cat chat.Catalog, body []byte) (chatRequest, agent.Prefer, string, *requestError) {
 	var req chatRequest
-	// encoding/json would quietly turn invalid bytes into U+FFFD.
-	if !utf8.Valid(body) {
-		return req, "", "", badRequest("", "request body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
-		return req, "", "", badRequest("", "request body is not a valid chat completion request: %s", describeJSON(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, "", "", badRequest("", "request body has data after the JSON object")
+	if perr := chat.Decode(body, &req, "chat completion request"); perr != nil {
+		return req, "", "", perr
 	}
 	if req.Model == "" {
 		return req, "", "", badRequest("model", "model is missing; use hedge-auto, hedge-local or hedge-cloud")
 	}
-	prefer, ok := preferOf(req.Model)
+	m, ok := cat.Find(req.Model)
 	if !ok {
-		return req, "", "", &requestError{status: http.StatusNotFound, code: "model_not_found", msg: unknownModel(req.Model), param: "model"}
+		return req, "", "", &requestError{Status: http.StatusNotFound, Code: "model_not_found", Msg: cat.Unknown(req.Model), Param: "model"}
 	}
+	prefer := m.Prefer
 	if req.N != nil && *req.N != 1 {
 		return req, "", "", badRequest("n", "n is %d; hedge gives one answer per request (n: 1)", *req.N)
 	}
@@ -154,42 +113,17 @@ func parseChat(body []byte) (chatRequest, agent.Prefer, string, *requestError) {
 	return req, prefer, text, nil
 }
 
-// historyOf reads the messages before the question, which is how OpenAI
-// clients send a conversation: system (and developer) messages make the
-// system prompt; each user message and the assistant message after it
-// make a turn (a user message with no answer after it is a turn with an
-// empty answer, an assistant message with no question before it one with
-// an empty question).
+// historyOf reads the messages before the question (chat.History).
 func historyOf(msgs []chatMessage) (system string, turns []agent.Turn, perr *requestError) {
-	var sys []string
-	var pending *agent.Turn
-	for _, m := range msgs {
+	texts := make([]chat.Message, len(msgs))
+	for i, m := range msgs {
 		text, perr := messageText(m.Content)
 		if perr != nil {
 			return "", nil, perr
 		}
-		switch m.Role {
-		case "system", "developer":
-			sys = append(sys, text)
-		case "user":
-			if pending != nil {
-				turns = append(turns, *pending)
-			}
-			pending = &agent.Turn{User: text}
-		case "assistant":
-			if pending == nil {
-				pending = &agent.Turn{}
-			}
-			pending.Answer = text
-			turns, pending = append(turns, *pending), nil
-		default:
-			return "", nil, badRequest("messages", "a message has role %q; hedge reads system, developer, user and assistant messages", m.Role)
-		}
+		texts[i] = chat.Message{Role: m.Role, Text: text}
 	}
-	if pending != nil {
-		turns = append(turns, *pending)
-	}
-	return strings.Join(sys, "\n\n"), turns, nil
+	return chat.History(texts)
 }
 
 // messageText reads a message's content: a string, or an array of parts of
@@ -220,59 +154,30 @@ func messageText(raw json.RawMessage) (string, *requestError) {
 	return strings.Join(texts, "\n"), nil
 }
 
-func describeJSON(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return fmt.Sprintf("expected a JSON object, got %s", te.Value)
-		}
-		return fmt.Sprintf("field %q has the wrong type (got %s)", te.Field, te.Value)
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errors.Is(err, io.EOF):
-		return "the body is empty"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "truncated JSON"
-	}
-	return err.Error()
-}
-
 // chat serves POST /v1/chat/completions.
 func (s *Server) chat(h agent.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.bodyMax))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, http.StatusRequestEntityTooLarge, typeInvalidRequest, string(agent.CodeTooLarge),
-					fmt.Sprintf("request body is larger than the limit of %d bytes", mbe.Limit), "")
-				return
-			}
-			writeError(w, http.StatusBadRequest, typeInvalidRequest, string(agent.CodeBadRequest), "could not read the request body: "+err.Error(), "")
+		body, perr := chat.ReadBody(w, r, s.bodyMax)
+		if perr != nil {
+			writeRequestError(w, perr)
 			return
 		}
 		rc := http.NewResponseController(w)
 
-		req, prefer, text, perr := parseChat(body)
+		req, prefer, text, perr := parseChat(s.catalog, body)
 		if perr != nil {
-			writeError(w, perr.status, typeInvalidRequest, perr.code, perr.msg, perr.param)
+			writeRequestError(w, perr)
 			return
 		}
-		if s.slots != nil {
-			select {
-			case s.slots <- struct{}{}:
-				defer func() { <-s.slots }()
-			default:
-				writeError(w, http.StatusTooManyRequests, typeRateLimit, string(agent.CodeBusy),
-					fmt.Sprintf("hedge is answering %d requests already; retry later", cap(s.slots)), "")
-				return
-			}
+		release, busy := s.admit()
+		if busy != nil {
+			writeError(w, busy.Status, typeRateLimit, busy.Code, busy.Msg, "")
+			return
 		}
+		defer release()
 		system, hist, perr := historyOf(req.Messages[:len(req.Messages)-1])
 		if perr != nil {
-			writeError(w, perr.status, typeInvalidRequest, perr.code, perr.msg, perr.param)
+			writeRequestError(w, perr)
 			return
 		}
 		q := agent.Query{
@@ -309,7 +214,7 @@ func (s *Server) chat(h agent.Handler) http.HandlerFunc {
 				FinishReason: finishReason(ans),
 			}},
 			Usage: usageOf(ans.Usage),
-			Hedge: info(ans),
+			Hedge: chat.InfoOf(ans),
 		})
 	}
 }
@@ -323,13 +228,13 @@ func (s *Server) extendWrite(rc *http.ResponseController) {
 // completion is a chat completion or one chunk of a streamed one, plus the
 // hedge object that says where the answer came from.
 type completion struct {
-	ID      string   `json:"id"`
-	Object  string   `json:"object"`
-	Created int64    `json:"created"`
-	Model   string   `json:"model"`
-	Choices []choice `json:"choices"`
-	Usage   *usage   `json:"usage,omitempty"`
-	Hedge   *Info    `json:"hedge,omitempty"`
+	ID      string     `json:"id"`
+	Object  string     `json:"object"`
+	Created int64      `json:"created"`
+	Model   string     `json:"model"`
+	Choices []choice   `json:"choices"`
+	Usage   *usage     `json:"usage,omitempty"`
+	Hedge   *chat.Info `json:"hedge,omitempty"`
 }
 
 // usage is OpenAI's usage object: the local LLM's own token counts. It is
@@ -366,35 +271,11 @@ type message struct {
 }
 
 // Info is the hedge object of a completion: which tier answered and why.
-type Info struct {
-	Tier       agent.Tier     `json:"tier"`
-	Intent     string         `json:"intent"`
-	Confidence float64        `json:"confidence"`
-	Top        []agent.Scored `json:"top,omitempty"`
-	Queued     bool           `json:"queued"`
-	Degraded   string         `json:"degraded"`
-	Model      string         `json:"model"`
-	LatencyMS  float64        `json:"latency_ms"`
-	Anonymized bool           `json:"anonymized,omitempty"`
-	Reason     string         `json:"reason,omitempty"`
-}
+type Info = chat.Info
 
-func info(a agent.Answer) *Info {
-	return &Info{
-		Tier: a.Tier, Intent: a.Intent, Confidence: a.Confidence, Top: a.Top,
-		Queued: a.Queued, Degraded: a.Degraded, Model: a.Model, LatencyMS: a.LatencyMS,
-		Anonymized: a.Anonymized, Reason: a.Reason,
-	}
-}
-
-// finishReason is OpenAI's finish_reason of a: "length" when generation
-// stopped at the token limit (max_tokens, or the model's context), "stop"
-// otherwise.
+// finishReason is OpenAI's finish_reason of a (chat.StopReason).
 func finishReason(a agent.Answer) *string {
-	s := "stop"
-	if a.Truncated {
-		s = "length"
-	}
+	s := chat.StopReason(a)
 	return &s
 }
 

@@ -1,5 +1,6 @@
 // Package httpapi is hedge's HTTP transport: an OpenAI-compatible API
-// (/v1/chat/completions, /v1/models), Prometheus metrics (/metrics), health
+// (/v1/chat/completions, /v1/models), Ollama's API (/api/chat, /api/tags,
+// …; package ollama), Prometheus metrics (/metrics), health
 // (/healthz, /readyz) and the dashboard (/), served on loopback or a Unix
 // socket. Listening beyond loopback requires a bearer token.
 package httpapi
@@ -22,6 +23,8 @@ import (
 	"github.com/hedge-edge/hedge/agent"
 	"github.com/hedge-edge/hedge/agent/config"
 	"github.com/hedge-edge/hedge/agent/telemetry"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi/chat"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi/ollama"
 	"github.com/hedge-edge/hedge/agent/transport/local"
 )
 
@@ -68,6 +71,15 @@ type Options struct {
 	Ready *Readiness
 	// Device names the device on the dashboard.
 	Device string
+	// LocalModel describes the configured GGUF, offered by name beside the
+	// hedge-… models; the zero value offers none.
+	LocalModel ollama.LocalModel
+	// Loader loads and unloads the local LLM for Ollama's load and unload
+	// requests; nil when there is no local LLM.
+	Loader ollama.Loader
+	// Pullable reports whether hedge's model catalog knows a name, for
+	// Ollama's pull (which tells the operator to run hedge models pull).
+	Pullable func(name string) bool
 	// Log is handed in; nil discards.
 	Log *slog.Logger
 }
@@ -83,6 +95,7 @@ type Server struct {
 	hasToken bool
 	bodyMax  int64
 	slots    chan struct{}
+	catalog  chat.Catalog
 	started  time.Time
 	served   atomic.Bool
 	closing  atomic.Bool
@@ -123,7 +136,7 @@ func New(o Options) (*Server, error) {
 	if !onLoopback && o.Token == "" {
 		return nil, fmt.Errorf("http listen %s: %w", o.Listen, ErrTokenRequired)
 	}
-	s := &Server{o: o, log: o.Log.With("component", "http"), started: time.Now()}
+	s := &Server{o: o, log: o.Log.With("component", "http"), started: time.Now(), catalog: chat.NewCatalog(o.LocalModel.Name)}
 	if o.Token != "" {
 		s.token, s.hasToken = sha256.Sum256([]byte(o.Token)), true
 	}
@@ -245,6 +258,9 @@ func (s *Server) routes(h agent.Handler) http.Handler {
 	mux.HandleFunc("/v1/models/{id}", s.only(http.MethodGet, s.auth(s.getModel)))
 	mux.HandleFunc("/v1/chat/completions", s.only(http.MethodPost, s.auth(s.chat(h))))
 	mux.HandleFunc("/api/status", s.only(http.MethodGet, s.auth(s.status)))
+	for _, rt := range s.ollama(h).Routes() {
+		mux.HandleFunc(rt.Path, s.onlyAs(rt.Method, s.authAs(rt.Handler, ollamaRefusal), ollamaRefusal))
+	}
 	mux.Handle("/assets/", s.onlyH(http.MethodGet, assetHandler()))
 	mux.HandleFunc("/", s.root)
 	return s.access(mux)
@@ -278,12 +294,41 @@ func (w *statusWriter) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the connection (flush, deadlines).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// ollama is the Ollama-compatible API answering with h, sharing the
+// server's catalog, body limit, in-flight bound and caller names.
+func (s *Server) ollama(h agent.Handler) *ollama.API {
+	o := ollama.Options{
+		Catalog: s.catalog, Local: s.o.LocalModel, Loader: s.o.Loader, Pullable: s.o.Pullable,
+		BodyMax: s.bodyMax, Admit: s.admit, Caller: s.caller, Transport: TransportName,
+		ExtendWrite: s.extendWrite, Started: s.started,
+	}
+	return ollama.New(o, h)
+}
+
+// refusal writes the server's own refusals (wrong method, missing token)
+// in an API's error shape.
+type refusal func(w http.ResponseWriter, status int, code, msg string)
+
+func openAIRefusal(w http.ResponseWriter, status int, code, msg string) {
+	writeError(w, status, typeInvalidRequest, code, msg, "")
+}
+
+func ollamaRefusal(w http.ResponseWriter, status int, _, msg string) {
+	ollama.WriteError(w, status, msg)
+}
+
 func (s *Server) only(method string, h http.HandlerFunc) http.HandlerFunc {
+	return s.onlyAs(method, h, openAIRefusal)
+}
+
+// onlyAs serves method (GET also serves HEAD) and refuses others; method
+// "" serves any.
+func (s *Server) onlyAs(method string, h http.HandlerFunc, refuse refusal) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		if method != "" && r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", method)
-			writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
-				fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, method), "")
+			refuse(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, method))
 			return
 		}
 		h(w, r)
@@ -295,12 +340,14 @@ func (s *Server) onlyH(method string, h http.Handler) http.Handler {
 }
 
 // auth checks the bearer token when one is set.
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc { return s.authAs(h, openAIRefusal) }
+
+func (s *Server) authAs(h http.HandlerFunc, refuse refusal) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.hasToken && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hedge"`)
-			writeError(w, http.StatusUnauthorized, typeInvalidRequest, "invalid_api_key",
-				"missing or wrong bearer token: send the header Authorization: Bearer <token> (HEDGE_HTTP_TOKEN)", "")
+			refuse(w, http.StatusUnauthorized, "invalid_api_key",
+				"missing or wrong bearer token: send the header Authorization: Bearer <token> (HEDGE_HTTP_TOKEN)")
 			return
 		}
 		h(w, r)
@@ -335,6 +382,21 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.o.Telemetry.Handler().ServeHTTP(w, r)
+}
+
+// admit takes one of the MaxInFlight slots for a chat request, to be given
+// back with release; when all are taken it returns a 429 busy error.
+func (s *Server) admit() (release func(), busy *chat.Error) {
+	if s.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	default:
+		return nil, &chat.Error{Status: http.StatusTooManyRequests, Code: string(agent.CodeBusy),
+			Msg: fmt.Sprintf("hedge is answering %d requests already; retry later", cap(s.slots))}
+	}
 }
 
 // caller names who asked, for per-caller budgets and logs: the peer's

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/agent/transport/httpapi/chat"
 )
 
 // sse writes one chat completion as server-sent events in OpenAI's framing:
@@ -55,23 +56,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rc *http.Respons
 		return
 	}
 	st.start()
-	// A tier that answered without emitting (or emitted only the start of
-	// its answer) still gets its whole text streamed. When the text sent so
-	// far is not the answer's start (the cloud failed mid-answer and a
-	// local tier answered instead) the answer follows it whole, set apart:
-	// what went out cannot be taken back, and the client must get the
-	// answer the final chunk describes.
-	if rest, ok := strings.CutPrefix(ans.Answer, st.sent.String()); ok {
-		if rest != "" {
-			st.delta(rest)
-		}
-	} else if ans.Answer != "" {
-		st.delta("\n\n" + ans.Answer)
+	// What the stream still owes: chat.Rest.
+	if rest := chat.Rest(st.sent.String(), ans.Answer); rest != "" {
+		st.delta(rest)
 	}
 	st.event(completion{
 		ID: st.id, Object: "chat.completion.chunk", Created: st.created, Model: st.model,
 		Choices: []choice{{Index: 0, Delta: &message{}, FinishReason: finishReason(ans)}},
-		Hedge:   info(ans),
+		Hedge:   chat.InfoOf(ans),
 	})
 	st.write([]byte("data: [DONE]\n\n"))
 }
