@@ -396,24 +396,68 @@ func (g *Generator) armIdle() {
 }
 
 func (g *Generator) idleUnload() {
-	// Only when nobody holds or waits for the context: a request that
-	// arrives meanwhile re-arms the timer when it ends.
+	if g.unloadIdle() {
+		g.log.Info("llm model unloaded after idle time", "model", g.o.Name, "keep_alive", g.o.KeepAlive)
+	}
+}
+
+// unloadIdle frees the model when nobody holds or waits for the context
+// (a request that arrives meanwhile re-arms the idle timer when it ends)
+// and reports whether it freed it.
+func (g *Generator) unloadIdle() bool {
 	select {
 	case g.turn <- struct{}{}:
 	default:
-		return
+		return false
 	}
 	defer func() { <-g.turn }()
 	if len(g.admit) > 0 {
-		return
+		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed || g.m == nil {
-		return
+		return false
 	}
 	g.unloadLocked()
-	g.log.Info("llm model unloaded after idle time", "model", g.o.Name, "keep_alive", g.o.KeepAlive)
+	return true
+}
+
+// Unload frees the model now, as KeepAlive's timer would, unless a request
+// runs or waits on it; it reports whether the model is out of memory when
+// it returns. The next request loads it again.
+func (g *Generator) Unload() bool {
+	if g.unloadIdle() {
+		g.log.Info("llm model unloaded on request", "model", g.o.Name)
+		return true
+	}
+	return !g.Loaded()
+}
+
+// Load loads the model when an unload freed it, waiting for its turn on
+// the context like a request, and arms the idle unload after.
+func (g *Generator) Load(ctx context.Context) error {
+	select {
+	case g.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.turn }()
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	var err error
+	if g.m == nil {
+		g.log.Info("llm model loading on request", "model", g.o.Name)
+		err = g.loadLocked()
+	}
+	g.mu.Unlock()
+	if err == nil {
+		g.armIdle()
+	}
+	return err
 }
 
 // Prompt renders the prompt text for user text as Generate would, for

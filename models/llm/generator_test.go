@@ -384,6 +384,31 @@ func TestIdleUnloadAndReload(t *testing.T) {
 	}
 }
 
+// TestUnloadAndLoad: Unload frees an idle model at once, not one a request
+// holds; Load brings it back, and a request after either is answered.
+func TestUnloadAndLoad(t *testing.T) {
+	g := newStories(t, Options{Temperature: 0, MaxTokens: 10})
+	g.turn <- struct{}{} // a request holds the context
+	if g.Unload() || !g.Loaded() {
+		t.Fatal("Unload freed a model a request holds")
+	}
+	<-g.turn
+	if !g.Unload() || g.Loaded() {
+		t.Fatal("Unload left an idle model in memory")
+	}
+	if !g.Unload() {
+		t.Fatal("a second Unload reports the model loaded")
+	}
+	if err := g.Load(context.Background()); err != nil || !g.Loaded() {
+		t.Fatalf("Load: %v, loaded %v", err, g.Loaded())
+	}
+	g.Unload()
+	a, err := g.Generate(context.Background(), agent.Query{}, nil)
+	if err != nil || !strings.HasPrefix(storiesGreedy, a.Answer) {
+		t.Fatalf("after unload: %q, %v", a.Answer, err)
+	}
+}
+
 func TestClosedGenerator(t *testing.T) {
 	g := newStories(t, Options{})
 	g.Close()
