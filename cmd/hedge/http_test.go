@@ -19,7 +19,7 @@ func TestWireHTTP(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	cfg := config.Default()
 	cfg.HTTP.Enabled = false
-	if tr, err := wireHTTP(context.Background(), cfg, nil, nil, log); tr != nil || err != nil {
+	if tr, err := wireHTTP(context.Background(), cfg, nil, nil, nil, log); tr != nil || err != nil {
 		t.Fatalf("disabled: %v, %v; want nil, nil", tr, err)
 	}
 
@@ -31,7 +31,7 @@ func TestWireHTTP(t *testing.T) {
 		t.Error("http.debug does not reach the telemetry")
 	}
 	ready := httpapi.NewReadiness("socket")
-	tr, err := wireHTTP(context.Background(), cfg, tel, ready, log)
+	tr, err := wireHTTP(context.Background(), cfg, tel, ready, nil, log)
 	if err != nil || tr == nil || tr.Name() != "http" {
 		t.Fatalf("wireHTTP = %v, %v", tr, err)
 	}
@@ -75,7 +75,7 @@ func TestWireHTTPTokenFile(t *testing.T) {
 	cfg := config.Default()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.HTTP.TokenFile = path
-	if _, err := wireHTTP(context.Background(), cfg, nil, nil, log); err == nil || !strings.Contains(err.Error(), "0600") {
+	if _, err := wireHTTP(context.Background(), cfg, nil, nil, nil, log); err == nil || !strings.Contains(err.Error(), "0600") {
 		t.Fatalf("readable token file: %v, want a mode error", err)
 	}
 }

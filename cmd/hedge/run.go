@@ -231,7 +231,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	ready.Set("socket", true)
 	transports = append(transports, sock)
 
-	web, err := wireHTTP(ctx, cfg, tel, ready, log)
+	web, err := wireHTTP(ctx, cfg, tel, ready, opts.LLM, log)
 	if err != nil {
 		return err
 	}

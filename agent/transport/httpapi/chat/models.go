@@ -52,9 +52,14 @@ func (c Catalog) Find(id string) (Model, bool) {
 
 // Unknown is the message for a model the catalog does not hold.
 func (c Catalog) Unknown(id string) string {
+	return fmt.Sprintf("the model %q does not exist; hedge offers %s", id, c.Offered())
+}
+
+// Offered lists the catalog's ids: "hedge-auto, hedge-local, hedge-cloud".
+func (c Catalog) Offered() string {
 	ids := make([]string, len(c.models))
 	for i, m := range c.models {
 		ids[i] = m.ID
 	}
-	return fmt.Sprintf("the model %q does not exist; hedge offers %s", id, strings.Join(ids, ", "))
+	return strings.Join(ids, ", ")
 }

@@ -69,7 +69,7 @@ func (s shape) final(text string, a agent.Answer, started time.Time, hedge *info
 
 func (a *API) chat(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
-	var req chatRequest
+	var req request
 	body, perr := chat.ReadBody(w, r, a.o.BodyMax)
 	if perr == nil {
 		perr = chat.Decode(body, &req, "chat request")
@@ -101,7 +101,7 @@ func (a *API) chat(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) generate(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
-	var req generateRequest
+	var req request
 	body, perr := chat.ReadBody(w, r, a.o.BodyMax)
 	if perr == nil {
 		perr = chat.Decode(body, &req, "generate request")

@@ -159,7 +159,7 @@ func (a *API) pull(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteError(w, http.StatusNotFound, fmt.Sprintf(
-		"pull model %q: hedge's model catalog has no such model (`hedge models list --available` shows it); %s", name, a.o.Catalog.Unknown(name)))
+		"pull model %q: hedge's model catalog has no such model (`hedge models list --available` shows it); hedge offers %s", name, a.o.Catalog.Offered()))
 }
 
 // writeStatus writes pull's success, as one object or a stream of one.

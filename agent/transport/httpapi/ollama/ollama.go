@@ -158,7 +158,7 @@ func (a *API) lookup(name string) (chat.Model, *chat.Error) {
 	m, ok := a.o.Catalog.Find(strings.TrimSuffix(name, ":latest"))
 	if !ok {
 		return chat.Model{}, &chat.Error{Status: http.StatusNotFound, Code: "model_not_found",
-			Msg: fmt.Sprintf("model %q not found: %s", name, a.o.Catalog.Unknown(name)), Param: "model"}
+			Msg: fmt.Sprintf("model %q not found; hedge offers %s", name, a.o.Catalog.Offered()), Param: "model"}
 	}
 	return m, nil
 }

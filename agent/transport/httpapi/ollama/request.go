@@ -12,15 +12,24 @@ import (
 	"github.com/hedge-edge/hedge/agent/transport/httpapi/chat"
 )
 
-// common is what /api/chat and /api/generate share. Fields hedge does not
-// use (think, raw, template, context, suffix, truncate, …) are accepted
-// and ignored, as Ollama itself ignores fields it does not know.
-type common struct {
+// request is a body of /api/chat (messages, tools) or /api/generate
+// (prompt, system, images); one type, so that a field's path in an error
+// is the client's. Fields hedge does not use (think, raw, template,
+// context, suffix, truncate, …) are accepted and ignored, as Ollama itself
+// ignores fields it does not know.
+type request struct {
 	Model     string          `json:"model"`
 	Stream    *bool           `json:"stream"`
 	Format    json.RawMessage `json:"format"`
 	Options   *options        `json:"options"`
 	KeepAlive json.RawMessage `json:"keep_alive"`
+
+	Messages []message `json:"messages"`
+	Tools    []tool    `json:"tools"`
+
+	Prompt string   `json:"prompt"`
+	System string   `json:"system"`
+	Images []string `json:"images"`
 }
 
 // options are the model parameters hedge reads; others (top_k, seed,
@@ -29,19 +38,6 @@ type options struct {
 	NumCtx      *int     `json:"num_ctx"`
 	NumPredict  *int     `json:"num_predict"`
 	Temperature *float64 `json:"temperature"`
-}
-
-type chatRequest struct {
-	common
-	Messages []message `json:"messages"`
-	Tools    []tool    `json:"tools"`
-}
-
-type generateRequest struct {
-	common
-	Prompt string   `json:"prompt"`
-	System string   `json:"system"`
-	Images []string `json:"images"`
 }
 
 type message struct {
@@ -82,7 +78,7 @@ type format struct {
 	schema json.RawMessage // nil for "json"
 }
 
-func (c common) settings(a *API) (settings, *chat.Error) {
+func (c request) settings(a *API) (settings, *chat.Error) {
 	m, perr := a.lookup(c.Model)
 	if perr != nil {
 		return settings{}, perr
@@ -227,6 +223,11 @@ func plain(i int, m message) (chat.Message, *chat.Error) {
 	case "system", "user":
 		return chat.Message{Role: m.Role, Text: m.Content}, nil
 	case "assistant":
+		for j, c := range m.ToolCalls {
+			if perr := checkName(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j), c.Function.Name); perr != nil {
+				return chat.Message{}, perr
+			}
+		}
 		return chat.Message{Role: m.Role, Text: assistantText(m)}, nil
 	case "tool":
 		if m.ToolName == "" {
