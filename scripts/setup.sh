@@ -3,7 +3,8 @@
 #   build: the C toolchain for cgo and CMake, Go modules, the ONNX Runtime
 #          library, and llama.cpp built for this machine's architecture.
 #   test:  the above plus the real components the tests run against (and
-#          the real tokenizers the chat-template tests build models with),
+#          the real tokenizers the chat-template tests build models with,
+#          the official Ollama JavaScript client the Ollama API test drives),
 #          and llama.cpp built for arm64 too.
 # Safe to run again: every step checks first.
 set -euo pipefail
@@ -26,5 +27,6 @@ scripts/fetch-ort.sh >/dev/null
 scripts/cgo-env.sh >/dev/null
 if [ "$what" = test ]; then
 	scripts/fetch-tokenizers.sh >/dev/null
+	scripts/fetch-ollama-js.sh >/dev/null
 	scripts/cgo-env.sh arm64 >/dev/null
 fi
