@@ -348,6 +348,11 @@ func TestBadInputCatalogue(t *testing.T) {
 		cells = append(cells, []string{r.name, r.socket.cell(), r.mqtt.cell(), r.http.cell()})
 	}
 	checkDocTable(t, "| input | socket | MQTT | HTTP |", cells)
+	var ollamaCells [][]string
+	for _, r := range ollamaBadInputs() {
+		ollamaCells = append(ollamaCells, []string{r.name, fmt.Sprintf("`%s %s`", r.method, r.path), strconv.Itoa(r.status)})
+	}
+	checkDocTable(t, "| Ollama input | endpoint | status |", ollamaCells)
 	start := time.Now()
 	h := startBadHedge(t)
 	t.Logf("hedge ready in %s", time.Since(start).Round(time.Millisecond))
@@ -380,6 +385,10 @@ func TestBadInputCatalogue(t *testing.T) {
 	}
 	t.Logf("%d inputs: %d on the socket, %d over MQTT, %d over HTTP, in %s",
 		len(rows), nSocket, nMQTT, nHTTP, time.Since(start).Round(time.Millisecond))
+	for _, r := range ollamaBadInputs() {
+		t.Run("ollama/"+r.name, func(t *testing.T) { h.ollamaRow(t, web, r) })
+		h.alive(t)
+	}
 
 	// Nothing was published anywhere but where replies belong: no hostile
 	// reply_to reached the broker, and hedge never lost its connection.
@@ -494,6 +503,87 @@ func (h *badHedge) httpRow(t *testing.T, web *http.Client, c *badHTTP) {
 	err = json.NewDecoder(resp.Body).Decode(&done)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || err != nil || len(done.Choices) != 1 || done.Choices[0].Message.Content == "" {
+		t.Fatalf("probe after the row: status %d, %+v, %v", resp.StatusCode, done, err)
+	}
+}
+
+// badOllama is one request to Ollama's API and the status of its reply,
+// which is Ollama's error object {"error": "…"} unless the status is 200.
+type badOllama struct {
+	name, method, path, body string
+	status                   int
+}
+
+func ollamaBadInputs() []badOllama {
+	chatWith := func(more string) string {
+		return `{"model":"hedge-auto","stream":false,"messages":[{"role":"user","content":"hello"}]` + more + `}`
+	}
+	many := func(item string, n int) string { return strings.TrimSuffix(strings.Repeat(item+",", n), ",") }
+	tool := `{"type":"function","function":{"name":"f"}}`
+	post := func(name, path, body string, status int) badOllama {
+		return badOllama{name: name, method: http.MethodPost, path: path, body: body, status: status}
+	}
+	return []badOllama{
+		post("`messages` of the wrong type", "/api/chat", `{"model":"hedge-auto","messages":"hello"}`, 400),
+		post("`stream` of the wrong type", "/api/chat", chatWith(`,"stream":"yes"`), 400),
+		post("`options.num_predict` of the wrong type", "/api/chat", chatWith(`,"options":{"num_predict":"5"}`), 400),
+		post("`options.num_predict` below -2", "/api/chat", chatWith(`,"options":{"num_predict":-3}`), 400),
+		post("`keep_alive` that is no duration", "/api/chat", chatWith(`,"keep_alive":"soon"`), 400),
+		post("`format` neither \"json\" nor a schema", "/api/chat", chatWith(`,"format":"yaml"`), 400),
+		post("unknown field", "/api/chat", chatWith(`,"colour":"red"`), 200),
+		post("unknown model", "/api/chat", `{"model":"llama3","messages":[{"role":"user","content":"hello"}]}`, 404),
+		post("model missing", "/api/chat", `{"messages":[{"role":"user","content":"hello"}]}`, 400),
+		post("control character in the model name", "/api/chat", `{"model":"hedge\u001bauto","messages":[]}`, 400),
+		post("control character in a tool name", "/api/chat", chatWith(`,"tools":[{"type":"function","function":{"name":"a\u0000b"}}]`), 400),
+		post("NUL in the question", "/api/chat", `{"model":"hedge-auto","messages":[{"role":"user","content":"a\u0000b"}]}`, 400),
+		post("unknown role", "/api/chat", `{"model":"hedge-auto","messages":[{"role":"robot","content":"hello"}]}`, 400),
+		post("last message the assistant's", "/api/chat", `{"model":"hedge-auto","messages":[{"role":"assistant","content":"hello"}]}`, 400),
+		post("images", "/api/chat", `{"model":"hedge-auto","messages":[{"role":"user","content":"hello","images":["aGk="]}]}`, 400),
+		post("more than 1,000 messages", "/api/chat", `{"model":"hedge-auto","messages":[`+many(`{"role":"user","content":"x"}`, 1001)+`]}`, 400),
+		post("more than 128 tools", "/api/chat", chatWith(`,"tools":[`+many(tool, 129)+`]`), 400),
+		post("body over the limit", "/api/chat", chatWith(`,"pad":"`+strings.Repeat("x", badMaxBody)+`"`), 413),
+		post("truncated JSON", "/api/generate", `{"model":"hedge-auto","prompt":"hel`, 400),
+		post("invalid UTF-8", "/api/generate", "{\"model\":\"hedge-auto\",\"prompt\":\"\xff\"}", 400),
+		post("`prompt` of the wrong type", "/api/generate", `{"model":"hedge-auto","prompt":5}`, 400),
+		post("show of an unknown model", "/api/show", `{"model":"llama3"}`, 404),
+		post("pull of a model no catalog has", "/api/pull", `{"model":"llama3"}`, 404),
+		{name: "wrong method", method: http.MethodGet, path: "/api/chat", status: 405},
+		post("unknown endpoint", "/api/embed", `{"model":"hedge-auto","input":"hello"}`, 404),
+	}
+}
+
+// ollamaRow sends one Ollama request and checks its status and Ollama's
+// error object, then asks a good question on /api/chat.
+func (h *badHedge) ollamaRow(t *testing.T, web *http.Client, c badOllama) {
+	req, err := http.NewRequest(c.method, h.httpURL+c.path, strings.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := web.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", c.method, c.path, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e struct{ Error string }
+	switch {
+	case resp.StatusCode != c.status:
+		t.Fatalf("status %d (%.300s), want %d", resp.StatusCode, body, c.status)
+	case c.status != 200 && (json.Unmarshal(body, &e) != nil || e.Error == ""):
+		t.Fatalf("error body %.300s is not Ollama's {\"error\": …}", body)
+	}
+	probe := `{"model":"hedge-auto","stream":false,"messages":[{"role":"user","content":"hello"}]}`
+	resp, err = web.Post(h.httpURL+"/api/chat", "application/json", strings.NewReader(probe))
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	var done struct {
+		Done    bool
+		Message struct{ Content string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&done)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || !done.Done || done.Message.Content == "" {
 		t.Fatalf("probe after the row: status %d, %+v, %v", resp.StatusCode, done, err)
 	}
 }
