@@ -507,16 +507,16 @@ func (a *Agent) Run(ctx context.Context, ts ...Transport) error {
 
 // semanticNamespace groups near-duplicate candidates: only answers from
 // tier t for the same intent, preference, models and answer length
-// (answerLength) may stand in for each other.
+// (answerShape) may stand in for each other.
 func (a *Agent) semanticNamespace(q Query, t Tier, intent string) string {
 	p := q.Prefer
 	if p == "" {
 		p = PreferAuto
 	}
-	return a.o.CacheVersion + "|" + string(p) + "|" + answerLength(q, t) + "|" + intent
+	return a.o.CacheVersion + "|" + string(p) + "|" + answerShape(q, t) + "|" + intent
 }
 
-// lengthKinds holds a tier of each kind of answer length (answerLength):
+// lengthKinds holds a tier of each kind of answer length (answerShape):
 // a template, then a generated answer (the LLM's and the cloud's share
 // their keys, as they share the query).
 var lengthKinds = [...]Tier{TierSLM, TierLLM}
@@ -572,28 +572,35 @@ func (a *Agent) Drain() {
 
 // CacheKey is the cache key of tier t's answer to q: q's normalized text,
 // the caller's preference, the version of the models and intents, and the
-// answer length it was made for (answerLength). The cloud bridge caches
+// answer length it was made for (answerShape). The cloud bridge caches
 // late answers under CacheKey(q, TierCloud, version) of the queued query.
 func CacheKey(q Query, t Tier, version string) string {
 	p := q.Prefer
 	if p == "" {
 		p = PreferAuto
 	}
-	h := sha256.Sum256([]byte(version + "\x00" + string(p) + "\x00" + answerLength(q, t) + "\x00" + Normalize(q.Text)))
+	h := sha256.Sum256([]byte(version + "\x00" + string(p) + "\x00" + answerShape(q, t) + "\x00" + Normalize(q.Text)))
 	return hex.EncodeToString(h[:16])
 }
 
-// answerLength is what tier t's answer to q depends on for its length. A
+// answerShape is what tier t's answer to q depends on besides its text. A
 // generated answer (LLM, cloud) stops at q's max_tokens, 0 meaning the
 // tier's own bound (the configured bounds are part of the cache version):
 // one cut at 5 tokens must not answer a request allowing 500, nor a long
-// one a request allowing 5. An SLM answer is a template, never cut, the
-// same whatever max_tokens: one key serves them all.
-func answerLength(q Query, t Tier) string {
+// one a request allowing 5. It also follows q's own system prompt (an
+// OpenAI or Ollama client's system message, a JSON format's instruction):
+// an answer made under one must not answer a request under another. An SLM
+// answer is a template, never cut and blind to system prompts: one key
+// serves them all.
+func answerShape(q Query, t Tier) string {
 	if t == TierSLM {
 		return "any"
 	}
-	return strconv.Itoa(q.MaxTokens)
+	if q.System == "" {
+		return strconv.Itoa(q.MaxTokens)
+	}
+	h := sha256.Sum256([]byte(q.System))
+	return strconv.Itoa(q.MaxTokens) + "/" + hex.EncodeToString(h[:8])
 }
 
 // Normalize folds a query text for cache look-ups: lower case, runs of

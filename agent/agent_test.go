@@ -566,3 +566,31 @@ func TestHandleSemanticCache(t *testing.T) {
 		t.Fatalf("a volatile intent was served from the semantic cache: %+v", tm)
 	}
 }
+
+// TestCacheFollowsTheSystemPrompt: a generated answer made under one system
+// prompt (a client's system message, a JSON format's instruction) is not
+// served to the same text under another, nor under none; a template (SLM)
+// is, whatever the system prompt.
+func TestCacheFollowsTheSystemPrompt(t *testing.T) {
+	a := New(Options{Cache: &memCache{}, CacheTTL: time.Hour, Classifier: &keywordClassifier{}, Skills: skills{},
+		LLM: &gen{text: "a story"}})
+	ask := func(text, system string) Answer {
+		return a.Handle(context.Background(), Query{ID: "q", Text: text, Prefer: PreferLocal, System: system}, nil)
+	}
+	for i, c := range []struct {
+		text, system string
+		tier         Tier
+	}{
+		{"tell me a story", "Answer in JSON.", TierLLM},
+		{"tell me a story", "Answer in JSON.", TierCache},
+		{"tell me a story", "", TierLLM},
+		{"tell me a story", "Be brief.", TierLLM},
+		{"tell me a story", "", TierCache},
+		{"hello there", "Answer in JSON.", TierSLM},
+		{"hello there", "", TierCache},
+	} {
+		if got := ask(c.text, c.system); got.Tier != c.tier {
+			t.Errorf("%d: %q under system %q: tier %s, want %s", i, c.text, c.system, got.Tier, c.tier)
+		}
+	}
+}
