@@ -265,6 +265,7 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 	if stateless {
 		if hit, ok := a.cached(ctx, q); ok {
 			hit.Reason = "cached answer from tier " + string(hit.Tier)
+			hit.CachedFrom = hit.Tier
 			hit.Tier = TierCache
 			if emit != nil {
 				emit(hit.Answer)
@@ -298,6 +299,7 @@ func (a *Agent) route(ctx context.Context, q Query, emit func(string)) (Answer, 
 	if semantic {
 		if hit, ok := a.near(ctx, q, s.Intent); ok {
 			hit.Reason = "cached answer of a near-duplicate query, from tier " + string(hit.Tier)
+			hit.CachedFrom = hit.Tier
 			hit.Tier = TierCache
 			if emit != nil {
 				emit(hit.Answer)

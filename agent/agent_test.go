@@ -594,3 +594,22 @@ func TestCacheFollowsTheSystemPrompt(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedFromNamesTheTierThatAnswered: a cache hit says which tier made
+// the answer (the Wyoming transport tells intents from other answers by it).
+func TestCachedFromNamesTheTierThatAnswered(t *testing.T) {
+	a := New(Options{Cache: &memCache{}, CacheTTL: time.Hour, Classifier: &keywordClassifier{}, Skills: skills{},
+		LLM: &gen{text: "a story"}})
+	for _, c := range []struct {
+		text       string
+		tier, from Tier
+	}{
+		{"hello there", TierSLM, ""}, {"hello there", TierCache, TierSLM},
+		{"tell me a story", TierLLM, ""}, {"tell me a story", TierCache, TierLLM},
+	} {
+		ans := a.Handle(context.Background(), Query{Text: c.text, Prefer: PreferLocal}, nil)
+		if ans.Tier != c.tier || ans.CachedFrom != c.from {
+			t.Errorf("%q: tier %q cached from %q, want %q from %q", c.text, ans.Tier, ans.CachedFrom, c.tier, c.from)
+		}
+	}
+}

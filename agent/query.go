@@ -86,8 +86,11 @@ type Answer struct {
 	Confidence float64  `json:"confidence,omitempty"`
 	Top        []Scored `json:"top,omitempty"`
 	Tier       Tier     `json:"tier,omitempty"`
-	Model      string   `json:"model,omitempty"`
-	LatencyMS  float64  `json:"latency_ms"`
+	// CachedFrom is the tier that made an answer the cache serves (Tier
+	// is then TierCache); empty otherwise. Never on the wire.
+	CachedFrom Tier    `json:"-"`
+	Model      string  `json:"model,omitempty"`
+	LatencyMS  float64 `json:"latency_ms"`
 	// Truncated is set when generation stopped at the token limit (the
 	// query's max_tokens, the tier's own bound, or the end of the model's
 	// context) rather than at an end of its own: the answer is cut short.
