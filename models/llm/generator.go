@@ -506,15 +506,19 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	}
 	key := kvKey(q)
 	turns := g.kv.asProduced(key, q.History)
-	toks, dropped, err := fitPrompt(m, tmpl, chat{system: system, turns: turns, text: q.Text}, min(maxTokens, nctx/2), nctx)
+	ch := chat{system: system, turns: turns, text: q.Text, prev: g.kv.lastSpoken(key)}
+	toks, prompt, dropped, err := fitPromptText(m, tmpl, ch, min(maxTokens, nctx/2), nctx)
 	if err != nil {
 		return genResult{}, err
 	}
 	var stats Stats
-	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start, stats: &stats}
+	var sampled []int32
+	var pieces []string
+	var cut bool
+	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start, stats: &stats, sampled: &sampled, pieces: &pieces, cut: &cut}
 	text, raw, truncated, err := g.decodeLoop(ctx, run, emit)
 	if err == nil {
-		g.kv.answered(key, text, raw)
+		g.kv.answered(key, text, raw, cut, spokenOf(prompt, toks, pieces, sampled))
 	}
 	usage := &agent.Usage{PromptTokens: stats.PromptTokens, CompletionTokens: stats.Tokens, CachedTokens: stats.ReusedTokens}
 	return genResult{text: text, truncated: truncated, historyDropped: dropped, usage: usage}, err
@@ -530,7 +534,10 @@ type decodeRun struct {
 	toks      []int32
 	maxTokens int
 	start     time.Time
-	stats     *Stats // filled in by decodeLoop
+	stats     *Stats    // filled in by decodeLoop
+	sampled   *[]int32  // decodeLoop appends each token sampled for the answer
+	pieces    *[]string // and its text
+	cut       *bool     // set when a stop string ended the answer
 }
 
 // watchAbort arms ctx's end to raise c's abort flag, which ggml polls
@@ -614,6 +621,7 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 			break
 		}
 		stats.Tokens++
+		*run.sampled = append(*run.sampled, tok)
 		if g.o.OnStats != nil {
 			tLast = time.Now()
 			if stats.Tokens == 1 {
@@ -622,6 +630,7 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 		}
 		piece = m.piece(piece[:0], tok)
 		all = append(all, piece...)
+		*run.pieces = append(*run.pieces, string(piece))
 		if st.push(piece) {
 			break
 		}
@@ -637,6 +646,7 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 		pos++
 	}
 	st.flush()
+	*run.cut = st.stopped
 	return st.text(), string(all), truncated, nil
 }
 

@@ -2,7 +2,6 @@ package llm
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/hedge-edge/hedge/agent"
 )
@@ -47,6 +46,7 @@ type kvCache struct {
 type keyAnswers struct {
 	key     string
 	answers [][2]string // reply, raw
+	last    *spoken     // the key's last exchange (chat.prev)
 }
 
 // Bounds of kvCache.answers: keys, and answers a key (a conversation
@@ -75,11 +75,9 @@ func (kv *kvCache) reset() {
 }
 
 // answered records key's answer: reply as Generate returns it, raw the
-// text of the tokens sampled for it.
-func (kv *kvCache) answered(key, reply, raw string) {
-	if reply == raw {
-		return
-	}
+// text of the tokens sampled for it, whether a stop string cut the reply
+// short of them, and the exchange as the model saw it.
+func (kv *kvCache) answered(key, reply, raw string, cut bool, last spoken) {
 	var ka keyAnswers
 	if i := slices.IndexFunc(kv.answers, func(a keyAnswers) bool { return a.key == key }); i >= 0 {
 		ka = kv.answers[i]
@@ -87,21 +85,31 @@ func (kv *kvCache) answered(key, reply, raw string) {
 	} else if len(kv.answers) == maxAnswerKeys {
 		kv.answers = slices.Delete(kv.answers, 0, 1)
 	}
-	ka.key = key
-	if len(ka.answers) == maxAnswers {
-		ka.answers = slices.Delete(ka.answers, 0, 1)
+	ka.key, ka.last = key, &last
+	if reply != raw && !cut {
+		if len(ka.answers) == maxAnswers {
+			ka.answers = slices.Delete(ka.answers, 0, 1)
+		}
+		ka.answers = append(ka.answers, [2]string{reply, raw})
 	}
-	ka.answers = append(ka.answers, [2]string{reply, raw})
 	kv.answers = append(kv.answers, ka)
+}
+
+// lastSpoken is key's last exchange as the model saw it, or nil.
+func (kv *kvCache) lastSpoken(key string) *spoken {
+	if i := slices.IndexFunc(kv.answers, func(a keyAnswers) bool { return a.key == key }); i >= 0 {
+		return kv.answers[i].last
+	}
+	return nil
 }
 
 // asProduced returns turns with each answer that is one of key's replies
 // as the model produced it: with the leading whitespace the reply leaves
-// out. The model read its own first token, a space and all
-// (SentencePiece's "▁Sure"); a history without it tokenizes another way
-// from there on, and the KV cache's prefix would end where the answer
-// starts. A reply cut by a stop string (or made valid UTF-8) is not its
-// tokens' text less leading whitespace, and stays as it is.
+// out, and the bytes it made valid UTF-8 as they were. The model read its
+// own tokens, a space and all (SentencePiece's "▁Sure"); a history
+// without them tokenizes another way from there on, and the KV cache's
+// prefix would end inside the answer. A reply cut by a stop string is not
+// recorded (answered): it stays as it is, the rest unsaid.
 func (kv *kvCache) asProduced(key string, turns []agent.Turn) []agent.Turn {
 	i := slices.IndexFunc(kv.answers, func(a keyAnswers) bool { return a.key == key })
 	if i < 0 || len(turns) == 0 {
@@ -110,7 +118,7 @@ func (kv *kvCache) asProduced(key string, turns []agent.Turn) []agent.Turn {
 	out := slices.Clone(turns)
 	for t := range out {
 		for _, a := range kv.answers[i].answers {
-			if a[0] == out[t].Answer && strings.TrimLeft(a[1], leadingSpace) == a[0] {
+			if a[0] == out[t].Answer {
 				out[t].Answer = a[1]
 				break
 			}

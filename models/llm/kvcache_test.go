@@ -281,7 +281,7 @@ func TestKVReuseKeepsTheAnswersTokens(t *testing.T) {
 // leading whitespace the model produced.
 func TestAsProduced(t *testing.T) {
 	var kv kvCache
-	kv.answered("a", "Sure.", " Sure.")
+	kv.answered("a", "Sure.", " Sure.", false, spoken{})
 	turns := []agent.Turn{{User: "q", Answer: "Sure."}}
 	if got := kv.asProduced("a", turns); got[0].Answer != " Sure." || turns[0].Answer != "Sure." {
 		t.Fatalf("own reply: %q (the caller's turns now %q)", got[0].Answer, turns[0].Answer)
@@ -293,8 +293,68 @@ func TestAsProduced(t *testing.T) {
 			t.Errorf("key %s, answer %q became %q", c.key, c.answer, got[0].Answer)
 		}
 	}
-	kv.answered("a", "cut", " cut here STOP")
+	kv.answered("a", "cut", " cut here STOP", true, spoken{})
 	if got := kv.asProduced("a", []agent.Turn{{User: "q", Answer: "cut"}}); got[0].Answer != "cut" {
 		t.Errorf("a reply cut by a stop string became %q", got[0].Answer)
+	}
+	// A byte that is no UTF-8 went out as U+FFFD; the model read the byte.
+	kv.answered("a", "caf\uFFFD", " caf\xe9", false, spoken{})
+	if got := kv.asProduced("a", []agent.Turn{{User: "q", Answer: "caf\uFFFD"}}); got[0].Answer != " caf\xe9" {
+		t.Errorf("a reply made valid UTF-8 became %q", got[0].Answer)
+	}
+}
+
+// TestKVReuseHoldsTheWholeLastExchange: a follow-up's prompt begins with
+// the last prompt and the last answer's own sampled tokens, so the KV cache
+// holds every token the last turn evaluated and only the new turn is
+// evaluated, also when the answer's text tokenizes otherwise. The answers
+// are the same without reuse. (Llama 3's own template trims an answer's
+// white space, so there the prompt parts from what was sampled at a
+// trimmed space: TestE2EConversationRealTokenizer covers it.)
+func TestKVReuseHoldsTheWholeLastExchange(t *testing.T) {
+	// Random weights over a synthetic vocabulary sample pieces that the
+	// answer's text does not tokenize back into.
+	random := func(t *testing.T) string {
+		p := filepath.Join(t.TempDir(), "m.gguf")
+		s := gguf.Tiny
+		s.Vocab, s.Context = 4000, 1024 // room for six turns
+		if err := gguf.WriteLlama(p, s, gguf.F32, 5); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name  string
+		model func(t *testing.T) string
+		tmpl  string
+	}{
+		{"stories260K-chatml", stories, "chatml"},
+		{"stories260K-zephyr", stories, "zephyr"},
+		{"random-chatml", random, "chatml"},
+		{"random-zephyr", random, "zephyr"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var sr, sw Stats
+			o := Options{SystemPrompt: "You tell stories.", ChatTemplate: c.tmpl, Temperature: 0}
+			ow := o
+			o.OnStats = func(s Stats) { sr = s }
+			ow.NoKVReuse, ow.OnStats = true, func(s Stats) { sw = s }
+			path := c.model(t)
+			reuse, whole := openChat(t, path, o), openChat(t, path, ow)
+			got, rs := converse(t, reuse, &sr, "c", kvQuestions)
+			want, _ := converse(t, whole, &sw, "c", kvQuestions)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("turn %d: with reuse %q, without %q", i+1, got[i], want[i])
+				}
+			}
+			for i := 1; i < len(rs); i++ {
+				// The last turn evaluated its prompt and every sampled
+				// token but, when cut at max_tokens, the last one.
+				if held := rs[i-1].PromptTokens + rs[i-1].Tokens - 1; rs[i].ReusedTokens < held {
+					t.Errorf("turn %d reused %d of %d prompt tokens; the last turn left %d in the cache", i+1, rs[i].ReusedTokens, rs[i].PromptTokens, held)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,41 @@ type chat struct {
 	system string
 	turns  []agent.Turn
 	text   string
+	// prev is the conversation's last exchange as the model saw it, or
+	// nil: a prompt that begins with its text begins with its tokens.
+	prev *spoken
+}
+
+// spoken is one exchange as the model saw it: the prompt's text and then
+// the answer's, each token sampled for it included (raw), and their tokens,
+// the prompt's as tokenized and the answer's as sampled. The sampled ones
+// need not be what the answer's text tokenizes to (a model may spell " the"
+// as " t" "he"); putting them back keeps the next turn's prompt equal, up to
+// the answer's end, to what the KV cache holds, and the prompt the model's
+// own reading of its answer.
+type spoken struct {
+	text string
+	toks []int32
+	// ends[i] is the length of text that toks[:i+1] spell, for the prompt's
+	// last token and each sampled one (0 for the prompt's others, whose
+	// bounds are unknown).
+	ends []int
+}
+
+// prefix returns the longest run of s's tokens whose text begins prompt,
+// and the length of that text; a template that trims an answer's white
+// space ends it where the trimmed text parts from what was sampled.
+func (s *spoken) prefix(prompt string) ([]int32, int) {
+	n := 0
+	for n < len(s.text) && n < len(prompt) && s.text[n] == prompt[n] {
+		n++
+	}
+	for i := len(s.ends) - 1; i >= 0; i-- {
+		if s.ends[i] > 0 && s.ends[i] <= n {
+			return s.toks[:i+1], s.ends[i]
+		}
+	}
+	return nil, 0
 }
 
 // messages returns the chat's roles and contents, each content passed
@@ -80,10 +115,22 @@ func textMark(i int, _ string) string { return "\uE000hedge-text-" + strconv.Ito
 // the whole prompt always has; one with such names is tokenized in pieces,
 // every content as plain characters.
 func promptTokens(m *cModel, tmpl string, ch chat) ([]int32, error) {
+	toks, _, err := promptTokensText(m, tmpl, ch)
+	return toks, err
+}
+
+// promptTokensText is promptTokens, with the prompt's text.
+func promptTokensText(m *cModel, tmpl string, ch chat) ([]int32, string, error) {
 	prompt, templated := buildPrompt(tmpl, ch)
 	if !templated {
-		return m.tokenize(prompt, true, false)
+		toks, err := m.tokenize(prompt, true, false)
+		return toks, prompt, err
 	}
+	toks, err := templatedTokens(m, tmpl, ch, prompt)
+	return toks, prompt, err
+}
+
+func templatedTokens(m *cModel, tmpl string, ch chat, prompt string) ([]int32, error) {
 	_, contents := ch.messages(same)
 	clean := true
 	for _, c := range contents {
@@ -97,10 +144,38 @@ func promptTokens(m *cModel, tmpl string, ch chat) ([]int32, error) {
 		}
 		clean = clean && slices.Equal(plain, parsed)
 	}
-	if clean {
-		return m.tokenize(prompt, true, true)
+	if !clean {
+		return markedTokens(m, tmpl, ch, contents, prompt)
 	}
-	return markedTokens(m, tmpl, ch, contents, prompt)
+	if ch.prev != nil {
+		if head, n := ch.prev.prefix(prompt); n > 0 && n < len(prompt) {
+			// What follows is mostly the template's end of turn, a control
+			// token: the rest tokenizes on its own.
+			rest, err := m.tokenize(prompt[n:], false, true)
+			if err != nil {
+				return nil, err
+			}
+			return slices.Concat(head, rest), nil
+		}
+	}
+	return m.tokenize(prompt, true, true)
+}
+
+// spokenOf is the exchange of a prompt (its text and tokens) and the answer
+// sampled for it: each token's piece of text, in order.
+func spokenOf(prompt string, toks []int32, pieces []string, sampled []int32) spoken {
+	s := spoken{text: prompt, toks: slices.Concat(toks, sampled), ends: make([]int, len(toks), len(toks)+len(sampled))}
+	if len(toks) > 0 {
+		s.ends[len(toks)-1] = len(prompt)
+	}
+	var b strings.Builder
+	b.WriteString(prompt)
+	for _, p := range pieces {
+		b.WriteString(p)
+		s.ends = append(s.ends, b.Len())
+	}
+	s.text = b.String()
+	return s
 }
 
 // markedTokens tokenizes the template's text parsed and each content plain.
@@ -142,14 +217,20 @@ func markedTokens(m *cModel, tmpl string, ch chat, contents []string, prompt str
 // reports whether a turn was. A prompt that cannot fit even with no
 // history is ErrPromptTooLong.
 func fitPrompt(m *cModel, tmpl string, ch chat, room, nctx int) (toks []int32, dropped bool, err error) {
+	toks, _, dropped, err = fitPromptText(m, tmpl, ch, room, nctx)
+	return toks, dropped, err
+}
+
+// fitPromptText is fitPrompt, with the prompt's text.
+func fitPromptText(m *cModel, tmpl string, ch chat, room, nctx int) (toks []int32, prompt string, dropped bool, err error) {
 	for {
-		toks, err = promptTokens(m, tmpl, ch)
+		toks, prompt, err = promptTokensText(m, tmpl, ch)
 		if err != nil {
-			return nil, false, fmt.Errorf("llm: %w", err)
+			return nil, "", false, fmt.Errorf("llm: %w", err)
 		}
 		if len(toks) == 0 {
 			if m.bos() < 0 {
-				return nil, false, errors.New("llm: empty prompt and the model has no BOS token")
+				return nil, "", false, errors.New("llm: empty prompt and the model has no BOS token")
 			}
 			toks = []int32{m.bos()}
 		}
@@ -159,7 +240,7 @@ func fitPrompt(m *cModel, tmpl string, ch chat, room, nctx int) (toks []int32, d
 		ch.turns, dropped = ch.turns[1:], true
 	}
 	if len(toks) >= nctx {
-		return nil, false, fmt.Errorf("llm: %w: the prompt is %d tokens, the context holds %d (llm.context_size)", ErrPromptTooLong, len(toks), nctx)
+		return nil, "", false, fmt.Errorf("llm: %w: the prompt is %d tokens, the context holds %d (llm.context_size)", ErrPromptTooLong, len(toks), nctx)
 	}
-	return toks, dropped, nil
+	return toks, prompt, dropped, nil
 }
