@@ -307,6 +307,13 @@ func newContext(m *cModel, cp contextParams) (*cContext, error) {
 	p.n_batch = C.uint32_t(cp.nBatch)
 	p.n_ubatch = C.uint32_t(cp.nBatch)
 	p.n_seq_max = 1
+	// No flash attention (llama.cpp's default, auto, turns it on for the
+	// CPU): its CPU kernel slows a prompt's evaluation down as the context
+	// fills, so a conversation's later turns, most of whose prompt the KV
+	// cache holds, took far longer to their first token than the first
+	// turn (BENCHMARKS.md's conversation benchmark); without it the time
+	// hardly grows. Short prompts and generation run at the same speed.
+	p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
 	p.n_threads = C.int32_t(cp.threads)
 	p.n_threads_batch = C.int32_t(cp.threadsBatch)
 	p.no_perf = true

@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
 	cp.n_ctx = 1024;
 	cp.n_batch = cp.n_ubatch = 512;
 	cp.n_seq_max = 1;
+	cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED; /* as hedge (models/llm/llama.go) */
 	cp.n_threads = cp.n_threads_batch = threads;
 	cp.no_perf = true;
 	struct llama_context *ctx = llama_init_from_model(model, cp);
