@@ -26,18 +26,19 @@ const Version = 1
 
 // Config is hedge's whole configuration.
 type Config struct {
-	Version  int    `yaml:"version"`
-	Device   string `yaml:"device"`
-	StateDir string `yaml:"state_dir"`
-	Socket   string `yaml:"socket"`
-	Log      Log    `yaml:"log"`
-	Limits   Limits `yaml:"limits"`
-	Cache    Cache  `yaml:"cache"`
-	SLM      SLM    `yaml:"slm"`
-	LLM      LLM    `yaml:"llm"`
-	MQTT     MQTT   `yaml:"mqtt"`
-	HTTP     HTTP   `yaml:"http"`
-	Cloud    Cloud  `yaml:"cloud"`
+	Version  int     `yaml:"version"`
+	Device   string  `yaml:"device"`
+	StateDir string  `yaml:"state_dir"`
+	Socket   string  `yaml:"socket"`
+	Log      Log     `yaml:"log"`
+	Limits   Limits  `yaml:"limits"`
+	Cache    Cache   `yaml:"cache"`
+	SLM      SLM     `yaml:"slm"`
+	LLM      LLM     `yaml:"llm"`
+	MQTT     MQTT    `yaml:"mqtt"`
+	HTTP     HTTP    `yaml:"http"`
+	Cloud    Cloud   `yaml:"cloud"`
+	Wyoming  Wyoming `yaml:"wyoming"`
 
 	Conversation Conversation `yaml:"conversation"`
 }
@@ -416,6 +417,7 @@ func envOverrides(c *Config) []envOverride {
 	o = append(o, c.MQTT.env()...)
 	o = append(o, c.HTTP.env()...)
 	o = append(o, c.Cloud.env()...)
+	o = append(o, c.Wyoming.env()...)
 	return o
 }
 
@@ -498,6 +500,7 @@ func (c *Config) Validate() error {
 	p = append(p, c.HTTP.validate()...)
 	p = append(p, c.Cloud.validate()...)
 	p = append(p, c.Conversation.validate()...)
+	p = append(p, c.Wyoming.validate()...)
 	if len(p) > 0 {
 		return p
 	}
