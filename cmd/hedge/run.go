@@ -238,6 +238,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	if web != nil {
 		transports = append(transports, web)
 	}
+	wy, err := wireWyoming(cfg, log)
+	if err != nil {
+		return err
+	}
+	if wy != nil {
+		closers = append(closers, wy.Close)
+		transports = append(transports, wy)
+	}
 
 	a := agent.New(opts)
 	// The cloud bridge's monitor and outbox drain run beside the agent and
@@ -276,7 +284,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 	defer stopNotify()
 
 	log.Info("hedge ready", "device", cfg.Device, "socket", cfg.Socket, "state_dir", filepath.Clean(cfg.StateDir),
-		"slm", opts.Classifier != nil, "llm", opts.LLM != nil, "cloud", opts.Cloud != nil, "mqtt", mq != nil, "http", web != nil)
+		"slm", opts.Classifier != nil, "llm", opts.LLM != nil, "cloud", opts.Cloud != nil, "mqtt", mq != nil, "http", web != nil, "wyoming", cfg.Wyoming.Listen)
 	err = a.Run(ctx, transports...)
 	stopCloud()
 	if cerr := <-cloudDone; cerr != nil && !errors.Is(cerr, context.Canceled) && err == nil {

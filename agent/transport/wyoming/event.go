@@ -109,9 +109,10 @@ func mergeData(r *bufio.Reader, h *header) error {
 		return fmt.Errorf("%w: data section: %v", errFraming, err)
 	}
 	var extra map[string]json.RawMessage
-	if err := json.Unmarshal(buf, &extra); err != nil || extra == nil {
+	if err := json.Unmarshal(buf, &extra); err != nil {
 		return &badEvent{"bad_request", fmt.Sprintf("event %q: data section is not a JSON object", h.Type)}
 	}
+	// A data section of null adds nothing.
 	if h.Data == nil {
 		h.Data = extra
 		return nil

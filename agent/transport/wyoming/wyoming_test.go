@@ -298,6 +298,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		{"text not a string", `{"type":"transcript","data":{"text":42}}` + "\n", "error", "bad_request"},
 		{"empty text", `{"type":"transcript","data":{"text":""}}` + "\n", "error", "bad_request"},
 		{"unknown type, ignored", `{"type":"audio-chunk","data":{"rate":16000},"payload_length":4}` + "\n\x01\x02\x03\x04", "", ""},
+		{"data section of null", `{"type":"describe","data_length":4}` + "\nnull", "info", ""},
 		{"ping", `{"type":"ping","data":{"text":"p1"}}` + "\n", "pong", ""},
 	}
 	for _, tc := range cases {
