@@ -48,6 +48,10 @@ type LLM struct {
 	MMap string `yaml:"mmap"`
 	// Repack lets ggml re-lay Q4_0/Q4_K/IQ4_NL weights for faster CPU kernels.
 	Repack bool `yaml:"repack"`
+	// FlashAttention uses llama.cpp's flash attention kernel (docs/llm.md):
+	// a little faster on a short prompt, far slower as the context fills,
+	// so off by default, for conversations.
+	FlashAttention bool `yaml:"flash_attention"`
 	// KVReuse lets a conversation's follow-up turn evaluate only its new
 	// tokens: the KV cache keeps what the last turn evaluated.
 	KVReuse bool `yaml:"kv_reuse"`

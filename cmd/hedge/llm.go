@@ -55,7 +55,7 @@ func wireLLM(ctx context.Context, cfg config.Config, log *slog.Logger, tel *tele
 		SystemPrompt: c.SystemPrompt, ChatTemplate: c.ChatTemplate, Stop: c.Stop,
 		Temperature: c.Temperature, TopK: c.TopK, TopP: c.TopP, MinP: c.MinP,
 		RepeatPenalty: c.RepeatPenalty, RepeatLastN: c.RepeatLastN, Seed: c.Seed,
-		QueueSize: queue, KeepAlive: c.KeepAlive, MMap: c.MMap, NoRepack: !c.Repack,
+		QueueSize: queue, KeepAlive: c.KeepAlive, MMap: c.MMap, NoRepack: !c.Repack, FlashAttention: c.FlashAttention,
 		NoKVReuse: !c.KVReuse, KVCacheBytes: kvBytes, CPULibraryDir: c.CPULibraryDir,
 		Log: log, OnStats: llmStats(tel),
 	})

@@ -86,6 +86,12 @@ type Options struct {
 	MMap string
 	// NoRepack turns off ggml's CPU repacking of Q4_0/Q4_K/IQ4_NL weights.
 	NoRepack bool
+	// FlashAttention turns llama.cpp's flash attention on. Its CPU kernel
+	// evaluates a short prompt a little faster, and a prompt far into the
+	// context much slower: a conversation's late turn, though the KV cache
+	// holds all but its new tokens, then takes far longer to its first
+	// token than the first turn (BENCHMARKS.md's conversation benchmark).
+	FlashAttention bool
 	// NoKVReuse evaluates every prompt whole. By default a request reuses
 	// the longest prefix of its tokens that the KV cache still holds from
 	// the last request of the same conversation (docs/llm.md).
@@ -250,7 +256,7 @@ func (g *Generator) loadLocked() error {
 			nctx = DefaultContextSize
 		}
 	}
-	c, err := newContext(m, contextParams{nCtx: nctx, nBatch: min(g.o.BatchSize, nctx), threads: g.o.Threads, threadsBatch: g.o.Threads})
+	c, err := newContext(m, contextParams{nCtx: nctx, nBatch: min(g.o.BatchSize, nctx), threads: g.o.Threads, threadsBatch: g.o.Threads, flashAttention: g.o.FlashAttention})
 	if err != nil {
 		m.free()
 		return fmt.Errorf("create context for %s: %w", g.o.Path, err)

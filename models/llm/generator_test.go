@@ -86,6 +86,24 @@ func TestGreedyStoriesFromBOS(t *testing.T) {
 	}
 }
 
+// TestFlashAttention: llm.flash_attention switches llama.cpp's kernel; the
+// greedy story is the same either way.
+func TestFlashAttention(t *testing.T) {
+	for _, fa := range []bool{false, true} {
+		g := newStories(t, Options{Temperature: 0, MaxTokens: 40, FlashAttention: fa})
+		if g.c == nil {
+			t.Fatal("no context")
+		}
+		ans, err := g.Generate(context.Background(), agent.Query{ID: "q"}, nil)
+		if err != nil || !strings.HasPrefix(ans.Answer, storiesGreedy) {
+			t.Errorf("flash attention %v: %q (%v), want it to begin %q", fa, ans.Answer, err, storiesGreedy)
+		}
+		if got := g.c.flashAttention(); got != fa {
+			t.Errorf("flash attention %v asked, the context has %v", fa, got)
+		}
+	}
+}
+
 func TestGreedyIsDeterministicAndPromptContinues(t *testing.T) {
 	g := newStories(t, Options{Temperature: 0, MaxTokens: 30})
 	a1, err := g.Generate(context.Background(), agent.Query{Text: "Once upon a time, there was a little dog"}, nil)

@@ -295,10 +295,15 @@ type cContext struct {
 	batch  C.struct_llama_batch
 	nBatch int
 	abort  *C.int
+	fa     C.enum_llama_flash_attn_type // as asked of llama.cpp
 }
+
+// flashAttention reports whether the context was made with flash attention.
+func (c *cContext) flashAttention() bool { return c.fa == C.LLAMA_FLASH_ATTN_TYPE_ENABLED }
 
 type contextParams struct {
 	nCtx, nBatch, threads, threadsBatch int
+	flashAttention                      bool // Options.FlashAttention
 }
 
 func newContext(m *cModel, cp contextParams) (*cContext, error) {
@@ -307,13 +312,12 @@ func newContext(m *cModel, cp contextParams) (*cContext, error) {
 	p.n_batch = C.uint32_t(cp.nBatch)
 	p.n_ubatch = C.uint32_t(cp.nBatch)
 	p.n_seq_max = 1
-	// No flash attention (llama.cpp's default, auto, turns it on for the
-	// CPU): its CPU kernel slows a prompt's evaluation down as the context
-	// fills, so a conversation's later turns, most of whose prompt the KV
-	// cache holds, took far longer to their first token than the first
-	// turn (BENCHMARKS.md's conversation benchmark); without it the time
-	// hardly grows. Short prompts and generation run at the same speed.
+	// Flash attention only when asked (llama.cpp's default, auto, turns
+	// it on for the CPU): see Options.FlashAttention.
 	p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+	if cp.flashAttention {
+		p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+	}
 	p.n_threads = C.int32_t(cp.threads)
 	p.n_threads_batch = C.int32_t(cp.threadsBatch)
 	p.no_perf = true
@@ -336,6 +340,7 @@ func newContext(m *cModel, cp contextParams) (*cContext, error) {
 		batch:  C.llama_batch_init(C.int32_t(cp.nBatch), 0, 1),
 		nBatch: cp.nBatch,
 		abort:  abort,
+		fa:     p.flash_attn_type,
 	}, nil
 }
 
