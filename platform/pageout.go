@@ -25,7 +25,7 @@ const madvPageout = 21
 // resident (RssFile) before and after. Data files (the bbolt store, a GGUF
 // model) are not touched: nothing maps them executable.
 func ReleaseCodePages() (before, after int64, err error) {
-	if before, err = rssFile(); err != nil {
+	if before, err = ProcStatusBytes(0, "RssFile"); err != nil {
 		return 0, 0, err
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
@@ -38,7 +38,7 @@ func ReleaseCodePages() (before, after int64, err error) {
 			return before, before, fmt.Errorf("release code pages: madvise(MADV_PAGEOUT): %w", e)
 		}
 	}
-	after, err = rssFile()
+	after, err = ProcStatusBytes(0, "RssFile")
 	return before, after, err
 }
 
@@ -76,22 +76,4 @@ func codeMappings(maps []byte) [][2]uintptr {
 		}
 	}
 	return out
-}
-
-// rssFile is the process's resident file-backed memory in bytes.
-func rssFile() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, fmt.Errorf("read /proc/self/status: %w", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("RssFile: %q: %w", v, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no RssFile in /proc/self/status")
 }

@@ -24,6 +24,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hedge-edge/hedge/agent"
+	"github.com/hedge-edge/hedge/platform"
 )
 
 // The edge targets (issue 18): what a Raspberry Pi 4 with 1 GB affords.
@@ -215,7 +216,7 @@ slm:
 		// The last start stays up for the idle figure.
 		err = func() error {
 			defer h.stop()
-			if r.ReadyRSS, err = procStatusBytes(h.cmd.Process.Pid, "VmRSS"); err != nil {
+			if r.ReadyRSS, err = platform.ProcStatusBytes(h.cmd.Process.Pid, "VmRSS"); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "bench edge: %d requests over MQTT and HTTP\n", ec.requests)
@@ -227,16 +228,16 @@ slm:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			if r.IdleRSS, err = procStatusBytes(h.cmd.Process.Pid, "VmRSS"); err != nil {
+			if r.IdleRSS, err = platform.ProcStatusBytes(h.cmd.Process.Pid, "VmRSS"); err != nil {
 				return err
 			}
-			if r.IdleAnon, err = procStatusBytes(h.cmd.Process.Pid, "RssAnon"); err != nil {
+			if r.IdleAnon, err = platform.ProcStatusBytes(h.cmd.Process.Pid, "RssAnon"); err != nil {
 				return err
 			}
-			if r.IdleFile, err = procStatusBytes(h.cmd.Process.Pid, "RssFile"); err != nil {
+			if r.IdleFile, err = platform.ProcStatusBytes(h.cmd.Process.Pid, "RssFile"); err != nil {
 				return err
 			}
-			r.IdleHWM, err = procStatusBytes(h.cmd.Process.Pid, "VmHWM")
+			r.IdleHWM, err = platform.ProcStatusBytes(h.cmd.Process.Pid, "VmHWM")
 			return err
 		}()
 		if err != nil {
@@ -401,35 +402,6 @@ func edgeRequests(ctx context.Context, ec edgeConfig, httpPort int) error {
 		}
 	}
 	return nil
-}
-
-// procStatusBytes reads one "kB" field of /proc/PID/status.
-func procStatusBytes(pid int, key string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatusBytes(string(b), key)
-}
-
-// parseStatusBytes returns field key of a /proc/PID/status text, in bytes.
-func parseStatusBytes(status, key string) (int64, error) {
-	for _, line := range strings.Split(status, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k != key {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("/proc status %s: %q is not N kB", key, v)
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc status %s: %w", key, err)
-		}
-		return n * 1024, nil
-	}
-	return 0, fmt.Errorf("/proc status: no %s", key)
 }
 
 func freePort() (int, error) {

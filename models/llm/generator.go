@@ -517,15 +517,13 @@ func (g *Generator) generate(ctx context.Context, m *cModel, c *cContext, tmpl s
 	if err != nil {
 		return genResult{}, err
 	}
-	var stats Stats
-	var sampled []int32
-	var pieces []string
-	var cut bool
-	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start, stats: &stats, sampled: &sampled, pieces: &pieces, cut: &cut}
-	text, raw, truncated, err := g.decodeLoop(ctx, run, emit)
+	var out decoded
+	run := decodeRun{m: m, c: c, key: key, toks: toks, maxTokens: maxTokens, start: start}
+	text, truncated, err := g.decodeLoop(ctx, run, emit, &out)
 	if err == nil {
-		g.kv.answered(key, text, raw, cut, spokenOf(prompt, toks, pieces, sampled))
+		g.kv.answered(key, text, strings.Join(out.pieces, ""), out.cut, spokenOf(prompt, toks, out.pieces, out.sampled))
 	}
+	stats := out.stats
 	usage := &agent.Usage{PromptTokens: stats.PromptTokens, CompletionTokens: stats.Tokens, CachedTokens: stats.ReusedTokens}
 	return genResult{text: text, truncated: truncated, historyDropped: dropped, usage: usage}, err
 }
@@ -540,10 +538,16 @@ type decodeRun struct {
 	toks      []int32
 	maxTokens int
 	start     time.Time
-	stats     *Stats    // filled in by decodeLoop
-	sampled   *[]int32  // decodeLoop appends each token sampled for the answer
-	pieces    *[]string // and its text
-	cut       *bool     // set when a stop string ended the answer
+}
+
+// decoded is what decodeLoop made of one request besides the answer: its
+// counts, each token sampled for the answer and that token's text (the
+// answer's raw text is theirs joined), and whether a stop string ended it.
+type decoded struct {
+	stats   Stats
+	sampled []int32
+	pieces  []string
+	cut     bool
 }
 
 // watchAbort arms ctx's end to raise c's abort flag, which ggml polls
@@ -584,9 +588,8 @@ func (g *Generator) decodeErr(ctx context.Context, c *cContext, err error, what 
 
 // decodeLoop evaluates the prompt's tokens that the KV cache does not hold
 // and samples up to run.maxTokens. The loop also checks ctx between tokens.
-// It returns the answer, the text of every token sampled for it (raw) and
-// whether the answer was cut at the limit.
-func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(string)) (text, raw string, truncated bool, err error) {
+// It returns the answer and whether it was cut at the limit, and fills out.
+func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(string), out *decoded) (text string, truncated bool, err error) {
 	m, c, toks := run.m, run.c, run.toks
 	nctx := c.nCtx()
 	defer g.watchAbort(ctx, c)()
@@ -594,7 +597,7 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 	defer smp.free()
 
 	st := newStreamer(g.o.Stop, emit)
-	stats := run.stats
+	stats := &out.stats
 	*stats = Stats{PromptTokens: len(toks)}
 	var tFirst, tLast time.Time
 	if g.o.OnStats != nil {
@@ -609,15 +612,15 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 	stats.ReusedTokens = reused
 	t0 := time.Now()
 	if err := c.decode(toks[reused:], reused); err != nil {
-		return "", "", false, g.decodeErr(ctx, c, err, "prompt: ")
+		return "", false, g.decodeErr(ctx, c, err, "prompt: ")
 	}
 	stats.PromptTime = time.Since(t0)
 	pos := len(toks)
-	var piece, all []byte
+	var piece []byte
 	for n := 0; n < run.maxTokens; n++ {
 		if err := ctx.Err(); err != nil {
 			st.flush()
-			return st.text(), "", false, err
+			return st.text(), false, err
 		}
 		tok := smp.sample(c)
 		if n == 0 {
@@ -627,7 +630,7 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 			break
 		}
 		stats.Tokens++
-		*run.sampled = append(*run.sampled, tok)
+		out.sampled = append(out.sampled, tok)
 		if g.o.OnStats != nil {
 			tLast = time.Now()
 			if stats.Tokens == 1 {
@@ -635,8 +638,7 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 			}
 		}
 		piece = m.piece(piece[:0], tok)
-		all = append(all, piece...)
-		*run.pieces = append(*run.pieces, string(piece))
+		out.pieces = append(out.pieces, string(piece))
 		if st.push(piece) {
 			break
 		}
@@ -646,14 +648,14 @@ func (g *Generator) decodeLoop(ctx context.Context, run decodeRun, emit func(str
 		}
 		if err := c.decode([]int32{tok}, pos); err != nil {
 			st.flush()
-			return st.text(), "", false, g.decodeErr(ctx, c, err, "")
+			return st.text(), false, g.decodeErr(ctx, c, err, "")
 		}
 		g.kv.evaluated(tok)
 		pos++
 	}
 	st.flush()
-	*run.cut = st.stopped
-	return st.text(), string(all), truncated, nil
+	out.cut = st.stopped
+	return st.text(), truncated, nil
 }
 
 var _ agent.Generator = (*Generator)(nil)
