@@ -32,23 +32,26 @@ func newSlotLLM() *slotLLM {
 	}
 }
 
-func (g *slotLLM) Generate(ctx context.Context, q agent.Query, emit func(string)) (agent.Answer, error) {
+func (g *slotLLM) Generate(ctx context.Context, q agent.Query, emit func(string)) (a agent.Answer, err error) {
 	select {
 	case g.slot <- struct{}{}:
-		defer func() { <-g.slot }()
 	default:
 		return agent.Answer{}, agent.ErrBusy
 	}
+	// The slot is free before the end is reported: a test that sends the
+	// next request on that report must find it free, not get busy.
+	defer func() {
+		<-g.slot
+		g.ended <- err
+	}()
 	if emit != nil {
 		emit("first")
 	}
 	g.started <- q.Text
 	select {
 	case <-g.release:
-		g.ended <- nil
 		return agent.Answer{Answer: "done: " + q.Text, Model: "slot"}, nil
 	case <-ctx.Done():
-		g.ended <- ctx.Err()
 		return agent.Answer{}, ctx.Err()
 	}
 }
